@@ -1,0 +1,18 @@
+export { createSocketFilter, DEFAULT_MIN_API_VERSION, DEFAULT_SOCKET_PATH } from './filter.js';
+export type {
+  ResolvedSocketFilterOptions,
+  SocketFilter,
+  SocketFilterHandler,
+  SocketFilterOptions,
+  SocketFilterUpgradeHandler,
+} from './filter.js';
+export { tecnativaPreset, TECNATIVA_DEFAULTS } from './presets/tecnativa.js';
+export { linuxserverPreset, LINUXSERVER_DEFAULTS } from './presets/linuxserver.js';
+export { parseGrant } from './presets/env.js';
+export type { EnvLike } from './presets/env.js';
+export { canonicalize } from './policy/canonical.js';
+export type { CanonicalTarget, MalformedTarget } from './policy/canonical.js';
+export type { Evaluate } from './policy/evaluate.js';
+export type { Access, Decision, Method, Policy, RequestInfo, Rule } from './policy/types.js';
+export { SocketFilterError, SocketFilterTypeError, isSocketFilterError } from './errors.js';
+export type { SocketFilterErrorCode } from './errors.js';

@@ -1,0 +1,276 @@
+/**
+ * Request-target canonicalisation, done the way dockerd reads a target so that what we decide on is
+ * exactly what dockerd routes.
+ *
+ * dockerd (Go net/http + gorilla/mux) percent-decodes the path once, then cleans it and answers 301
+ * when cleaning changed anything; routes are case-sensitive. We decode once as well, and refuse
+ * (instead of cleaning) everything whose meaning depends on who cleans it: dot segments, empty
+ * segments, backslashes, encoded `/` `\` `%`, control bytes, non-ASCII and bad escapes. What is left
+ * has one meaning, so the forwarded form is re-encoded from the decoded path and dockerd decodes it to
+ * the very string the rules saw.
+ *
+ * Pure: no node: imports, no I/O.
+ */
+
+/** A target that may be decided on. Field names are short on purpose: this is built per request. */
+export interface CanonicalTarget {
+  /** Canonical origin-form to forward: encoded path, then `?query` as received (validated). */
+  readonly target: string;
+  /** The decoded path after the version prefix, e.g. `/containers/json`. Rules match this. */
+  readonly rest: string;
+  /** The API version of the prefix as `major * 10000 + minor`, or -1 when there is no prefix. */
+  readonly version: number;
+}
+
+/** Why a target was refused as malformed; the sentence becomes `Decision.reason`. */
+export interface MalformedTarget {
+  readonly malformed: string;
+}
+
+const CHAR_SLASH = 0x2f;
+const CHAR_PERCENT = 0x25;
+const CHAR_QUESTION = 0x3f;
+const CHAR_HASH = 0x23;
+const CHAR_BACKSLASH = 0x5c;
+const CHAR_DOT = 0x2e;
+
+/**
+ * Characters that may stand unencoded in a path segment (RFC 3986 `pchar` without `%`). Anything
+ * else is percent-encoded in the forwarded path so no parser on the way can read it differently.
+ */
+const PCHAR = (() => {
+  const table = new Uint8Array(128);
+  const allowed = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&\'()*+,;=:@';
+  for (let i = 0; i < allowed.length; i++) table[allowed.charCodeAt(i)] = 1;
+  return table;
+})();
+
+function hexValue(code: number): number {
+  if (code >= 0x30 && code <= 0x39) return code - 0x30;
+  const lower = code | 0x20;
+  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10;
+  return -1;
+}
+
+const HEX = '0123456789ABCDEF';
+
+function malformed(reason: string): MalformedTarget {
+  return { malformed: reason };
+}
+
+/**
+ * Finds where the path starts: origin-form `/…`, or absolute-form `http(s)://authority/…` (dockerd
+ * routes absolute-form by its path, so we do too, and forward origin-form).
+ */
+function pathStart(raw: string): number {
+  if (raw.charCodeAt(0) === CHAR_SLASH) return 0;
+  let schemeEnd: number;
+  const lower = raw.slice(0, 8).toLowerCase();
+  if (lower.startsWith('http://')) schemeEnd = 7;
+  else if (lower.startsWith('https://')) schemeEnd = 8;
+  else return -1;
+  for (let i = schemeEnd; i < raw.length; i++) {
+    const code = raw.charCodeAt(i);
+    if (code === CHAR_SLASH) return i === schemeEnd ? -1 : i;
+    // userinfo, query or fragment before the path: not something a Docker client sends.
+    if (code === CHAR_QUESTION || code === CHAR_HASH || code === 0x40 || code === CHAR_BACKSLASH) return -1;
+  }
+  return -1;
+}
+
+/**
+ * Parses a version prefix segment (`v1.41`) the strict way: `v`, then two or three dot-separated
+ * numbers without leading zeros. Returns -2 when the segment is dockerd's version syntax
+ * (`v[0-9.]+`) but not canonical, -1 when it is not a version prefix at all.
+ */
+function parseVersion(segment: string): number {
+  if (segment.length < 2 || segment.charCodeAt(0) !== 0x76 /* v */) return -1;
+  let parts = 0;
+  let value = 0;
+  let major = 0;
+  let minor = 0;
+  let digits = 0;
+  let leadingZero = false;
+  let canonical = true;
+  for (let i = 1; i <= segment.length; i++) {
+    const code = i < segment.length ? segment.charCodeAt(i) : CHAR_DOT;
+    if (code === CHAR_DOT) {
+      if (digits === 0 || (leadingZero && digits > 1) || digits > 4) canonical = false;
+      if (parts === 0) major = value;
+      else if (parts === 1) minor = value;
+      parts++;
+      value = 0;
+      digits = 0;
+      leadingZero = false;
+    } else if (code >= 0x30 && code <= 0x39) {
+      if (digits === 0 && code === 0x30) leadingZero = true;
+      value = value * 10 + (code - 0x30);
+      digits++;
+    } else {
+      // Not dockerd's version syntax: an ordinary segment (dockerd does not treat it as a version).
+      return -1;
+    }
+  }
+  if (!canonical || parts < 2 || parts > 3) return -2;
+  return major * 10000 + minor;
+}
+
+/**
+ * Canonicalises a raw request-target. Returns the canonical target, or why it is malformed.
+ *
+ * @example
+ * ```ts
+ * canonicalize('/v1.41/containers/json?all=1');
+ * // { target: '/v1.41/containers/json?all=1', rest: '/containers/json', version: 10041 }
+ * canonicalize('/v1.41/containers/../images/json'); // { malformed: '…dot segment…' }
+ * ```
+ */
+export function canonicalize(raw: string): CanonicalTarget | MalformedTarget {
+  if (typeof raw !== 'string' || raw.length === 0) return malformed('the request-target is empty');
+  const start = pathStart(raw);
+  if (start < 0) {
+    return malformed('the request-target must be an absolute path (origin-form) or an http(s) URL with a path');
+  }
+
+  const length = raw.length;
+  let queryStart = length;
+  let needsRewrite = start !== 0;
+  let segmentDecodedLength = 0;
+  let segmentOnlyDots = true;
+  let hasPercent = false;
+
+  for (let i = start; i < length; i++) {
+    const code = raw.charCodeAt(i);
+    if (code <= 0x20 || code >= 0x7f) {
+      return malformed('the request-target contains a control character, a space or a non-ASCII byte');
+    }
+    if (code === CHAR_QUESTION) {
+      queryStart = i;
+      break;
+    }
+    if (code === CHAR_HASH) return malformed('the request-target contains a fragment (#)');
+    if (code === CHAR_BACKSLASH) return malformed('the path contains a backslash');
+    if (code === CHAR_SLASH) {
+      if (i !== start) {
+        if (segmentDecodedLength === 0) return malformed('the path contains an empty segment (//)');
+        if (segmentOnlyDots && segmentDecodedLength <= 2) {
+          return malformed('the path contains a dot segment (. or ..)');
+        }
+      }
+      segmentDecodedLength = 0;
+      segmentOnlyDots = true;
+      continue;
+    }
+    let decoded = code;
+    if (code === CHAR_PERCENT) {
+      const high = i + 2 < length ? hexValue(raw.charCodeAt(i + 1)) : -1;
+      const low = high >= 0 ? hexValue(raw.charCodeAt(i + 2)) : -1;
+      if (low < 0) return malformed('the path contains a malformed percent-escape');
+      decoded = high * 16 + low;
+      i += 2;
+      hasPercent = true;
+      if (decoded === CHAR_SLASH || decoded === CHAR_BACKSLASH) {
+        return malformed('the path contains an encoded slash or backslash');
+      }
+      if (decoded === CHAR_PERCENT) {
+        return malformed('the path contains an encoded percent sign (double encoding)');
+      }
+      if (decoded <= 0x20 || decoded >= 0x7f) {
+        return malformed('the path contains an encoded control character, space or non-ASCII byte');
+      }
+    }
+    if (PCHAR[decoded] !== 1) needsRewrite = true;
+    if (decoded !== CHAR_DOT) segmentOnlyDots = false;
+    segmentDecodedLength++;
+  }
+  const pathEnd = queryStart;
+  if (pathEnd - start <= 1) return malformed('the path is empty');
+  if (segmentDecodedLength === 0) return malformed('the path ends with a slash');
+  if (segmentOnlyDots && segmentDecodedLength <= 2) return malformed('the path contains a dot segment (. or ..)');
+
+  for (let i = queryStart + 1; i < length; i++) {
+    const code = raw.charCodeAt(i);
+    if (code <= 0x20 || code >= 0x7f) {
+      return malformed('the query contains a control character, a space or a non-ASCII byte');
+    }
+    if (code === CHAR_HASH) return malformed('the request-target contains a fragment (#)');
+  }
+
+  // Fast path: a plain target is its own canonical form and its own decoding.
+  let path: string;
+  let decodedPath: string;
+  if (!hasPercent && !needsRewrite) {
+    path = raw.slice(0, pathEnd);
+    decodedPath = path;
+  } else {
+    decodedPath = hasPercent ? decodePath(raw, start, pathEnd) : raw.slice(start, pathEnd);
+    path = encodePath(decodedPath);
+  }
+
+  let rest = decodedPath;
+  let version = -1;
+  const second = decodedPath.indexOf('/', 1);
+  const firstSegment = second < 0 ? decodedPath.slice(1) : decodedPath.slice(1, second);
+  const parsed = parseVersion(firstSegment);
+  if (parsed === -2) {
+    return malformed(`the API version prefix /${firstSegment} is not of the form /v<major>.<minor>`);
+  }
+  if (parsed >= 0) {
+    if (second < 0) return malformed('the path has nothing after the API version prefix');
+    version = parsed;
+    rest = decodedPath.slice(second);
+  }
+
+  const target = queryStart < length ? path + raw.slice(queryStart) : path;
+  return { target, rest, version };
+}
+
+function decodePath(raw: string, start: number, end: number): string {
+  let out = '';
+  let runStart = start;
+  for (let i = start; i < end; i++) {
+    if (raw.charCodeAt(i) === CHAR_PERCENT) {
+      out += raw.slice(runStart, i);
+      out += String.fromCharCode(hexValue(raw.charCodeAt(i + 1)) * 16 + hexValue(raw.charCodeAt(i + 2)));
+      i += 2;
+      runStart = i + 1;
+    }
+  }
+  return out + raw.slice(runStart, end);
+}
+
+function encodePath(decoded: string): string {
+  let out = '';
+  for (let i = 0; i < decoded.length; i++) {
+    const code = decoded.charCodeAt(i);
+    if (code === CHAR_SLASH || PCHAR[code] === 1) out += decoded[i];
+    else out += '%' + HEX[code >> 4] + HEX[code & 15];
+  }
+  return out;
+}
+
+/**
+ * Formats a version number from `canonicalize` (`major * 10000 + minor`) for messages.
+ *
+ * @example
+ * ```ts
+ * formatVersion(10041); // '1.41'
+ * ```
+ */
+export function formatVersion(version: number): string {
+  return `${Math.floor(version / 10000)}.${version % 10000}`;
+}
+
+/**
+ * Parses a `major.minor` version setting into the number `canonicalize` reports, or -1 if invalid.
+ *
+ * @example
+ * ```ts
+ * parseVersionSetting('1.24'); // 10024
+ * ```
+ */
+export function parseVersionSetting(value: string): number {
+  const match = /^(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})$/.exec(value);
+  if (!match) return -1;
+  return Number(match[1]) * 10000 + Number(match[2]);
+}

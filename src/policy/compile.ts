@@ -1,0 +1,207 @@
+import picomatch from 'picomatch';
+import { SocketFilterTypeError } from '../errors.js';
+import type { Access, Method, Policy, Rule } from './types.js';
+
+/** Bit per method so a rule's method set is one integer test. */
+export const METHOD_BITS: Readonly<Record<Method, number>> = Object.freeze({
+  GET: 1,
+  HEAD: 2,
+  POST: 4,
+  PUT: 8,
+  DELETE: 16,
+});
+const ALL_METHODS = 31;
+
+export const ACCESS_ANY = 0;
+export const ACCESS_READ = 1;
+export const ACCESS_WRITE = 2;
+const ACCESS_CODES: Readonly<Record<Access, number>> = { any: ACCESS_ANY, read: ACCESS_READ, write: ACCESS_WRITE };
+
+/** One rule as it is tried for one section: everything precomputed. */
+export interface CompiledEntry {
+  readonly rule: Rule;
+  /** Position of the rule in the policy, for order-preserving merges. */
+  readonly index: number;
+  readonly allow: boolean;
+  readonly methods: number;
+  readonly access: number;
+  readonly matches: (rest: string) => boolean;
+}
+
+/** A policy compiled for evaluation: rules bucketed by the first path segment they can match. */
+export interface CompiledPolicy {
+  readonly policy: Policy;
+  /** Entries for a request whose first segment (after the version) is the key. */
+  readonly bySection: ReadonlyMap<string, readonly CompiledEntry[]>;
+  /** Entries for any other first segment: rules whose globs do not start with a literal segment. */
+  readonly otherSections: readonly CompiledEntry[];
+}
+
+const GLOB_CHARS = /[*?[\]{}()!+@|]/;
+const RULE_KEYS = new Set(['id', 'effect', 'methods', 'access', 'paths', 'reason']);
+const POLICY_KEYS = new Set(['name', 'rules', 'hints', 'source']);
+const HINT_KEYS = new Set(['sections', 'write']);
+
+function invalidRule(where: string, message: string, cause?: unknown): never {
+  throw new SocketFilterTypeError('ERR_DSF_INVALID_RULE', `Invalid rule \`${where}\`: ${message}`, { cause });
+}
+
+function invalidPolicy(where: string, message: string): never {
+  throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', `The \`${where}\` option ${message}`);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+interface CompiledGlob {
+  /** The literal first segment, or null when the first segment is itself a pattern. */
+  readonly section: string | null;
+  readonly matches: (rest: string) => boolean;
+}
+
+/**
+ * Compiles one glob. Literal globs and `literal/**` globs (every preset section) become string
+ * comparisons; only real patterns pay for a regular expression.
+ */
+function compileGlob(glob: string, where: string): CompiledGlob {
+  if (typeof glob !== 'string' || glob.length === 0) invalidRule(where, 'a path glob must be a non-empty string');
+  if (glob.charCodeAt(0) !== 0x2f) invalidRule(where, `the path glob "${glob}" must start with /`);
+  if (glob.includes('\\')) invalidRule(where, `the path glob "${glob}" must not contain a backslash`);
+  if (glob === '/**') return { section: null, matches: () => true };
+  const segments = glob.slice(1).split('/');
+  for (const segment of segments) {
+    if (segment === '' || segment === '.' || segment === '..') {
+      invalidRule(where, `the path glob "${glob}" has an empty or dot segment; it could never match a canonical path`);
+    }
+    if (segment.includes('**') && segment !== '**') {
+      invalidRule(where, `the path glob "${glob}" uses ** inside a segment; ** must be a whole segment`);
+    }
+  }
+  const literalCount = segments.findIndex((segment) => GLOB_CHARS.test(segment));
+  const firstLiteral = literalCount === 0 ? null : (segments[0] as string);
+
+  if (literalCount === -1) {
+    return { section: firstLiteral, matches: (rest) => rest === glob };
+  }
+  if (literalCount === segments.length - 1 && segments[literalCount] === '**') {
+    const base = '/' + segments.slice(0, literalCount).join('/');
+    const under = base + '/';
+    return { section: firstLiteral, matches: (rest) => rest === base || rest.startsWith(under) };
+  }
+  let regex: RegExp;
+  try {
+    regex = picomatch.makeRe(glob, { dot: true, strictBrackets: true, nonegate: true });
+  } catch (error) {
+    invalidRule(where, `the path glob "${glob}" is not a valid glob (${(error as Error).message})`, error);
+  }
+  return { section: firstLiteral, matches: (rest) => regex.test(rest) };
+}
+
+function validateRule(rule: unknown, where: string): Rule {
+  if (!isPlainObject(rule)) invalidRule(where, 'a rule must be an object');
+  for (const key of Object.keys(rule)) {
+    if (!RULE_KEYS.has(key)) invalidRule(where, `unknown key \`${key}\``);
+  }
+  const { id, effect, methods, access, paths, reason } = rule;
+  if (typeof id !== 'string' || id.length === 0) invalidRule(where, '`id` must be a non-empty string');
+  if (effect !== 'allow' && effect !== 'deny') invalidRule(where, '`effect` must be "allow" or "deny"');
+  if (methods !== undefined) {
+    if (!Array.isArray(methods) || methods.length === 0) invalidRule(where, '`methods` must be a non-empty array');
+    for (const method of methods) {
+      if (typeof method !== 'string' || !Object.hasOwn(METHOD_BITS, method)) {
+        invalidRule(where, `\`methods\` has ${JSON.stringify(method)}; the Docker Engine API uses GET, HEAD, POST, PUT and DELETE`);
+      }
+    }
+  }
+  if (access !== undefined && !Object.hasOwn(ACCESS_CODES, access as string)) {
+    invalidRule(where, '`access` must be "read", "write" or "any"');
+  }
+  if (!Array.isArray(paths) || paths.length === 0) invalidRule(where, '`paths` must be a non-empty array of globs');
+  if (reason !== undefined && typeof reason !== 'string') invalidRule(where, '`reason` must be a string');
+  return rule as unknown as Rule;
+}
+
+function validateHints(hints: unknown): void {
+  if (hints === undefined) return;
+  if (!isPlainObject(hints)) invalidPolicy('policy.hints', 'must be an object');
+  for (const key of Object.keys(hints)) {
+    if (!HINT_KEYS.has(key)) invalidPolicy(`policy.hints.${key}`, 'is not a known option');
+  }
+  if (hints.write !== undefined && typeof hints.write !== 'string') invalidPolicy('policy.hints.write', 'must be a string');
+  if (hints.sections !== undefined) {
+    if (!isPlainObject(hints.sections)) invalidPolicy('policy.hints.sections', 'must be an object');
+    for (const [key, value] of Object.entries(hints.sections)) {
+      if (typeof value !== 'string') invalidPolicy(`policy.hints.sections.${key}`, 'must be a string');
+    }
+  }
+}
+
+/**
+ * Validates a policy and compiles it for `evaluate`. Throws a `TypeError` (code
+ * `ERR_DSF_INVALID_RULE` or `ERR_DSF_INVALID_OPTION`) naming the rule or option that is wrong.
+ *
+ * @example
+ * ```ts
+ * const compiled = compilePolicy(tecnativaPreset({ CONTAINERS: '1' }));
+ * ```
+ */
+export function compilePolicy(policy: Policy): CompiledPolicy {
+  if (!isPlainObject(policy)) invalidPolicy('policy', 'must be a policy object (e.g. tecnativaPreset())');
+  for (const key of Object.keys(policy)) {
+    if (!POLICY_KEYS.has(key)) invalidPolicy(`policy.${key}`, 'is not a known option');
+  }
+  if (typeof policy.name !== 'string' || policy.name.length === 0) invalidPolicy('policy.name', 'must be a non-empty string');
+  if (!Array.isArray(policy.rules)) invalidPolicy('policy.rules', 'must be an array of rules');
+  validateHints(policy.hints);
+
+  interface RuleGlobs {
+    readonly rule: Rule;
+    readonly index: number;
+    readonly globs: readonly CompiledGlob[];
+  }
+  const compiledRules: RuleGlobs[] = policy.rules.map((candidate, index) => {
+    const label = typeof (candidate as Rule | undefined)?.id === 'string' ? ` (${(candidate as Rule).id})` : '';
+    const where = `policy.rules[${index}]${label}`;
+    const rule = validateRule(candidate, where);
+    return { rule, index, globs: rule.paths.map((glob) => compileGlob(glob, where)) };
+  });
+
+  const sections = new Set<string>();
+  for (const { globs } of compiledRules) {
+    for (const glob of globs) if (glob.section !== null) sections.add(glob.section);
+  }
+
+  const entriesFor = (section: string | null): CompiledEntry[] => {
+    const entries: CompiledEntry[] = [];
+    for (const { rule, index, globs } of compiledRules) {
+      const relevant = globs.filter((glob) => glob.section === null || glob.section === section);
+      if (relevant.length === 0) continue;
+      const tests = relevant.map((glob) => glob.matches);
+      const matches =
+        tests.length === 1 ? (tests[0] as (rest: string) => boolean) : (rest: string) => tests.some((test) => test(rest));
+      let methods = ALL_METHODS;
+      if (rule.methods) {
+        methods = 0;
+        for (const method of rule.methods) methods |= METHOD_BITS[method];
+      }
+      entries.push(
+        Object.freeze({
+          rule,
+          index,
+          allow: rule.effect === 'allow',
+          methods,
+          access: ACCESS_CODES[rule.access ?? 'any'],
+          matches,
+        }),
+      );
+    }
+    return entries;
+  };
+
+  const bySection = new Map<string, readonly CompiledEntry[]>();
+  for (const section of sections) bySection.set(section, Object.freeze(entriesFor(section)));
+  return Object.freeze({ policy, bySection, otherSections: Object.freeze(entriesFor(null)) });
+}

@@ -1,0 +1,219 @@
+import { canonicalize, formatVersion } from './canonical.js';
+import { ACCESS_READ, ACCESS_WRITE, METHOD_BITS, type CompiledEntry, type CompiledPolicy } from './compile.js';
+import type { Decision, Method, RequestInfo } from './types.js';
+
+/**
+ * A decision function: pure, synchronous, no I/O, no logging.
+ *
+ * @example
+ * ```ts
+ * const evaluate: Evaluate = createSocketFilter().evaluate;
+ * evaluate('GET', '/_ping').allowed; // true
+ * ```
+ */
+export type Evaluate = (method: string, target: string, request?: RequestInfo) => Decision;
+
+/** Settings of the checks that run before any rule, whatever the policy. */
+export interface EvaluatorSettings {
+  /** Oldest API version prefix accepted, as `major * 10000 + minor` (1.24 -> 10024). */
+  readonly minApiVersion: number;
+}
+
+/**
+ * A container start request with a body larger than this may carry a HostConfig. dockerd itself only
+ * reads start bodies longer than 7 bytes ("a non-nil JSON object is at least 7 characters"), and on
+ * API < 1.24 applies them: binds, capabilities, privileged mode.
+ */
+const START_BODY_LIMIT = 7;
+
+function methodBit(method: string): number {
+  switch (method) {
+    case 'GET':
+      return METHOD_BITS.GET;
+    case 'HEAD':
+      return METHOD_BITS.HEAD;
+    case 'POST':
+      return METHOD_BITS.POST;
+    case 'PUT':
+      return METHOD_BITS.PUT;
+    case 'DELETE':
+      return METHOD_BITS.DELETE;
+    default:
+      return 0;
+  }
+}
+
+function deny(status: 400 | 403, rule: string | null, reason: string, path: string | null): Decision {
+  return { allowed: false, status, rule, reason, path };
+}
+
+/**
+ * Where the container name starts in `rest` for container-scoped routes (`/containers/<name>/…`,
+ * and Podman's `/libpod/containers/…`, `/libpod/pods/…`), or -1.
+ */
+function containerNameStart(rest: string): number {
+  if (rest.startsWith('/containers/')) return 12;
+  if (rest.startsWith('/libpod/')) {
+    if (rest.startsWith('containers/', 8)) return 19;
+    if (rest.startsWith('pods/', 8)) return 13;
+  }
+  return -1;
+}
+
+const enum ContainerShape {
+  /** `/containers/<name>` or `/containers/<name>/<action>`. */
+  Plain,
+  /** `/containers/<name>/attach/ws`. */
+  AttachWebsocket,
+  /** A name spanning several segments: a link alias (`parent/alias`) or an attempt to pass one. */
+  MultiSegmentName,
+}
+
+function containerShape(rest: string, nameStart: number): ContainerShape {
+  const firstSlash = rest.indexOf('/', nameStart);
+  if (firstSlash < 0) return ContainerShape.Plain;
+  const secondSlash = rest.indexOf('/', firstSlash + 1);
+  if (secondSlash < 0) return ContainerShape.Plain;
+  if (rest.indexOf('/', secondSlash + 1) < 0 && rest.endsWith('/attach/ws') && secondSlash === rest.length - 3) {
+    return ContainerShape.AttachWebsocket;
+  }
+  return ContainerShape.MultiSegmentName;
+}
+
+/**
+ * Builds the decision function for a compiled policy. The checks that hold for every policy run
+ * first: a well-formed target, a Docker method, a recent enough API version, single-segment
+ * container names, no configuration body on start. Then the rules, first match wins, then deny.
+ *
+ * @example
+ * ```ts
+ * const evaluate = createEvaluator(compilePolicy(tecnativaPreset({})), { minApiVersion: 10024 });
+ * evaluate('GET', '/v1.41/version'); // { allowed: true, status: 200, rule: 'VERSION', … }
+ * ```
+ */
+export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSettings): Evaluate {
+  const { bySection, otherSections, policy } = compiled;
+  const sectionHints = policy.hints?.sections ?? {};
+  const writeHint = policy.hints?.write;
+  const minApiVersion = settings.minApiVersion;
+
+  function sectionHint(rest: string): string | undefined {
+    const first = rest.indexOf('/', 1);
+    if (first > 0) {
+      const second = rest.indexOf('/', first + 1);
+      const twoSegments = rest.slice(1, second < 0 ? rest.length : second);
+      const hint = sectionHints[twoSegments];
+      if (hint !== undefined) return hint;
+    }
+    return sectionHints[rest.slice(1, first < 0 ? rest.length : first)];
+  }
+
+  /** Whether an allow rule after `from` would let this request through if writes were granted. */
+  function grantedApartFromWrites(entries: readonly CompiledEntry[], from: number, bit: number, rest: string): boolean {
+    for (let i = from + 1; i < entries.length; i++) {
+      const entry = entries[i] as CompiledEntry;
+      if (entry.allow && (entry.methods & bit) !== 0 && entry.access !== ACCESS_READ && entry.matches(rest)) return true;
+    }
+    return false;
+  }
+
+  return function evaluate(method: string, target: string, request?: RequestInfo): Decision {
+    const canonical = canonicalize(target);
+    if ('malformed' in canonical) {
+      return deny(400, null, `The request-target was refused: ${canonical.malformed}.`, null);
+    }
+    const { rest, version } = canonical;
+    const forwarded = canonical.target;
+    const queryAt = forwarded.indexOf('?');
+    const shownPath = queryAt < 0 ? forwarded : forwarded.slice(0, queryAt);
+
+    const bit = methodBit(method);
+    if (bit === 0) {
+      const shown = typeof method === 'string' && /^[A-Za-z]{1,16}$/.test(method) ? method : 'This method';
+      return deny(403, 'method', `${shown} is refused: the Docker Engine API uses only GET, HEAD, POST, PUT and DELETE.`, forwarded);
+    }
+    if (version >= 0 && version < minApiVersion) {
+      return deny(
+        400,
+        'min-api-version',
+        `API version ${formatVersion(version)} is older than the minimum ${formatVersion(minApiVersion)} this filter accepts (old versions let a start request reconfigure the container).`,
+        forwarded,
+      );
+    }
+
+    let write = bit > METHOD_BITS.HEAD || request?.upgrade === true;
+    const nameStart = containerNameStart(rest);
+    if (nameStart > 0) {
+      const shape = containerShape(rest, nameStart);
+      if (shape === ContainerShape.MultiSegmentName) {
+        return deny(
+          403,
+          'container-name',
+          `${method} ${shownPath} is refused: a container name must be exactly one path segment (dockerd would resolve "a/b" as a link alias of another container).`,
+          forwarded,
+        );
+      }
+      if (shape === ContainerShape.AttachWebsocket) write = true;
+      const bodyLength = request?.bodyLength;
+      if (
+        bit === METHOD_BITS.POST &&
+        bodyLength !== undefined &&
+        (bodyLength === -1 || bodyLength > START_BODY_LIMIT) &&
+        rest.endsWith('/start') &&
+        rest.indexOf('/', nameStart) === rest.length - 6
+      ) {
+        return deny(
+          403,
+          'start-body',
+          `${method} ${shownPath} is refused: a start request must not carry a configuration body.`,
+          forwarded,
+        );
+      }
+    }
+
+    const sectionEnd = rest.indexOf('/', 1);
+    const section = sectionEnd < 0 ? rest.slice(1) : rest.slice(1, sectionEnd);
+    const entries = bySection.get(section) ?? otherSections;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as CompiledEntry;
+      if ((entry.methods & bit) === 0) continue;
+      if (entry.access === ACCESS_WRITE ? !write : entry.access === ACCESS_READ && write) continue;
+      if (!entry.matches(rest)) continue;
+      const rule = entry.rule;
+      if (entry.allow) {
+        return {
+          allowed: true,
+          status: 200,
+          rule: rule.id,
+          reason: `${method} ${shownPath} ${rule.reason ?? `is allowed by ${rule.id}`}`,
+          path: forwarded,
+        };
+      }
+      let reason: string;
+      if (rule.reason !== undefined) reason = `${method} ${shownPath} ${rule.reason}`;
+      else if (entry.access === ACCESS_WRITE && writeHint !== undefined) {
+        const hint = grantedApartFromWrites(entries, i, bit, rest) ? undefined : sectionHint(rest);
+        const what =
+          bit > METHOD_BITS.HEAD
+            ? `${method} ${shownPath}`
+            : request?.upgrade === true
+              ? `${method} ${shownPath} (an upgrade, which counts as a write)`
+              : `${method} ${shownPath} (a websocket attach, which writes to the container)`;
+        reason = `${what} needs ${writeHint}${hint === undefined ? '' : ` and ${hint}`}`;
+      } else reason = `${method} ${shownPath} is denied by ${rule.id}`;
+      return deny(403, rule.id, reason, forwarded);
+    }
+
+    const hint = sectionHint(rest);
+    return deny(
+      403,
+      'default-deny',
+      hint === undefined
+        ? `${method} ${shownPath} is not allowed by any rule of the ${policy.name} policy`
+        : `${method} ${shownPath} needs ${hint}`,
+      forwarded,
+    );
+  };
+}
+
+export type { Method };

@@ -1,0 +1,119 @@
+import type { Policy, Rule } from '../policy/types.js';
+import { readSettings, type EnvLike } from './env.js';
+import { DEFAULT_GRANTED, DOCKER_SECTIONS, WRITE_GATE, actionRule, sectionHints, sectionRule } from './sections.js';
+
+/** Podman's API sections, each behind its own `LIBPOD_<NAME>` variable. */
+const LIBPOD_SECTIONS = [
+  'containers',
+  'events',
+  'exec',
+  'generate',
+  'images',
+  'info',
+  'manifests',
+  'networks',
+  '_ping',
+  'play',
+  'pods',
+  'secrets',
+  'system',
+  'version',
+  'volumes',
+] as const;
+
+const libpodVariable = (segment: string): string => `LIBPOD_${segment === '_ping' ? 'PING' : segment.toUpperCase()}`;
+
+const SECTION_PATHS: Readonly<Record<string, string>> = Object.freeze({
+  ...Object.fromEntries(Object.entries(DOCKER_SECTIONS).map(([variable, segment]) => [variable, `/${segment}`])),
+  ...Object.fromEntries(LIBPOD_SECTIONS.map((segment) => [libpodVariable(segment), `/libpod/${segment}`])),
+});
+
+/** Container sub-resources that leak files, filesystems or logs: denied unless `ALLOW_<NAME>`. */
+const SUB_RESOURCES = ['archive', 'changes', 'export', 'logs', 'top'] as const;
+
+/** Action variables: variable -> [base path, actions]. Order is the image's rule order. */
+const ACTIONS: ReadonlyArray<readonly [string, string, readonly string[]]> = [
+  ['ALLOW_RESTARTS', '/containers', ['stop', 'restart', 'kill']],
+  ['ALLOW_START', '/containers', ['start']],
+  ['ALLOW_STOP', '/containers', ['stop']],
+  ['ALLOW_PAUSE', '/containers', ['pause']],
+  ['ALLOW_UNPAUSE', '/containers', ['unpause']],
+  ['LIBPOD_ALLOW_RESTARTS', '/libpod/containers', ['stop', 'restart', 'kill']],
+  ['LIBPOD_ALLOW_START', '/libpod/containers', ['start']],
+  ['LIBPOD_ALLOW_STOP', '/libpod/containers', ['stop']],
+  ['LIBPOD_ALLOW_PAUSE', '/libpod/containers', ['pause']],
+  ['LIBPOD_ALLOW_UNPAUSE', '/libpod/containers', ['unpause']],
+  ['LIBPOD_ALLOW_POD_RESTARTS', '/libpod/pods', ['stop', 'restart', 'kill']],
+  ['LIBPOD_ALLOW_POD_START', '/libpod/pods', ['start']],
+  ['LIBPOD_ALLOW_POD_STOP', '/libpod/pods', ['stop']],
+  ['LIBPOD_ALLOW_POD_PAUSE', '/libpod/pods', ['pause']],
+  ['LIBPOD_ALLOW_POD_UNPAUSE', '/libpod/pods', ['unpause']],
+];
+
+const subResourceVariable = (resource: string): string => `ALLOW_${resource.toUpperCase()}`;
+
+/**
+ * Every variable of linuxserver's docker-socket-proxy that decides permissions, with its default.
+ *
+ * @example
+ * ```ts
+ * LINUXSERVER_DEFAULTS.LIBPOD_PING; // true
+ * LINUXSERVER_DEFAULTS.ALLOW_LOGS; // false
+ * ```
+ */
+export const LINUXSERVER_DEFAULTS: Readonly<Record<string, boolean>> = Object.freeze(
+  Object.fromEntries(
+    [
+      ...Object.keys(SECTION_PATHS),
+      'POST',
+      ...ACTIONS.map(([variable]) => variable),
+      ...SUB_RESOURCES.map(subResourceVariable),
+    ]
+      .sort()
+      .map((variable) => [variable, DEFAULT_GRANTED.has(variable) || variable === 'LIBPOD_PING' || variable === 'LIBPOD_VERSION']),
+  ),
+);
+
+/**
+ * Builds the policy of linuxserver's docker-socket-proxy fork from its environment variables.
+ *
+ * Its rule order differs from Tecnativa's: first the sub-resource denials (`ALLOW_LOGS`,
+ * `ALLOW_ARCHIVE`, `ALLOW_CHANGES`, `ALLOW_EXPORT`, `ALLOW_TOP`), then the container and pod
+ * actions (so `ALLOW_START=1` works with `POST=0`), then the write gate, then the sections, with
+ * Podman's `/libpod/…` sections behind their `LIBPOD_*` variables. No `GRPC` section.
+ *
+ * @param env - variables to read (default `process.env`); unknown ones are ignored.
+ * @throws TypeError (`ERR_DSF_INVALID_ENV`) naming the variable whose value is not understood.
+ * @example
+ * ```ts
+ * const policy = linuxserverPreset({ ALLOW_START: '1' });
+ * createSocketFilter({ policy }).evaluate('POST', '/v1.41/containers/web/start').allowed; // true
+ * ```
+ */
+export function linuxserverPreset(env: EnvLike = process.env): Policy {
+  const settings = readSettings(LINUXSERVER_DEFAULTS, env);
+  const rules: Rule[] = [];
+  for (const resource of SUB_RESOURCES) {
+    const variable = subResourceVariable(resource);
+    if (settings[variable]) continue;
+    rules.push({
+      id: variable,
+      effect: 'deny',
+      paths: [`/containers/*/${resource}`, `/libpod/containers/*/${resource}`],
+      reason: `needs ${variable}=1 (a container's ${resource} can expose its files, filesystem or logs)`,
+    });
+  }
+  for (const [variable, base, actions] of ACTIONS) {
+    if (settings[variable]) rules.push(actionRule(variable, base, actions));
+  }
+  if (!settings.POST) rules.push(WRITE_GATE);
+  for (const [variable, base] of Object.entries(SECTION_PATHS)) {
+    if (settings[variable]) rules.push(sectionRule(variable, base));
+  }
+  return Object.freeze({
+    name: 'linuxserver',
+    rules: Object.freeze(rules),
+    hints: Object.freeze({ sections: Object.freeze(sectionHints(SECTION_PATHS)), write: 'POST=1' }),
+    source: Object.freeze({ preset: 'linuxserver', settings: Object.freeze(settings) }),
+  });
+}
