@@ -144,7 +144,9 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
     let write = bit > METHOD_BITS.HEAD || request?.upgrade === true;
     const nameStart = containerNameStart(rest);
     if (nameStart > 0) {
-      const shape = containerShape(rest, nameStart);
+      let shape = containerShape(rest, nameStart);
+      // dockerd's only DELETE route here is `/containers/{name:.*}`: a second segment is an alias.
+      if (bit === METHOD_BITS.DELETE && rest.indexOf('/', nameStart) >= 0) shape = ContainerShape.MultiSegmentName;
       if (shape === ContainerShape.MultiSegmentName) {
         return deny(
           403,
