@@ -30,6 +30,33 @@ export interface SocketFilterOptions {
    * it dockerd applies a HostConfig sent to `POST /containers/<id>/start`.
    */
   readonly minApiVersion?: string;
+  /**
+   * Called once per request when it is over (answered, streamed to the end, or cut): one event per
+   * decision, for logging and metrics. Never receives bodies or headers. Errors it throws are ignored.
+   */
+  readonly onRequest?: (event: RequestEvent) => void;
+}
+
+/**
+ * What `onRequest` receives when a request is over.
+ *
+ * @example
+ * ```ts
+ * createSocketFilter({ onRequest: (e) => console.log(e.method, e.path, e.rule, e.status, e.durationMs) });
+ * ```
+ */
+export interface RequestEvent {
+  readonly method: string;
+  /** The canonical target that was decided on (and forwarded when allowed); null when malformed. */
+  readonly path: string | null;
+  readonly allowed: boolean;
+  readonly rule: string | null;
+  readonly reason: string;
+  /** What the client got: the denial status, dockerd's status (101 for a joined upgrade), or 502. */
+  readonly status: number;
+  /** Milliseconds from the request to its end (for streams: to the end of the stream). */
+  readonly durationMs: number;
+  readonly upgrade: boolean;
 }
 
 /**
@@ -44,6 +71,7 @@ export interface ResolvedSocketFilterOptions {
   readonly policy: Policy;
   readonly socketPath: string;
   readonly minApiVersion: string;
+  readonly onRequest: ((event: RequestEvent) => void) | undefined;
 }
 
 /**
@@ -91,7 +119,7 @@ export interface SocketFilter {
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock';
 export const DEFAULT_MIN_API_VERSION = '1.24';
 
-const OPTION_KEYS = new Set(['policy', 'socketPath', 'minApiVersion']);
+const OPTION_KEYS = new Set(['policy', 'socketPath', 'minApiVersion', 'onRequest']);
 
 function invalidOption(path: string, message: string): never {
   throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', `The \`${path}\` option ${message}`);
@@ -114,8 +142,15 @@ function resolveOptions(options: unknown): ResolvedSocketFilterOptions {
   if (typeof minApiVersion !== 'string' || parseVersionSetting(minApiVersion) < 0) {
     invalidOption('minApiVersion', 'must be a version such as "1.24"');
   }
+  const onRequest = given.onRequest;
+  if (onRequest !== undefined && typeof onRequest !== 'function') invalidOption('onRequest', 'must be a function');
   const policy = (given.policy ?? tecnativaPreset({})) as Policy;
-  return Object.freeze({ policy, socketPath, minApiVersion });
+  return Object.freeze({
+    policy,
+    socketPath,
+    minApiVersion,
+    onRequest: onRequest as ((event: RequestEvent) => void) | undefined,
+  });
 }
 
 /**
@@ -142,7 +177,7 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
   const evaluate = createEvaluator(compilePolicy(resolved.policy), {
     minApiVersion: parseVersionSetting(resolved.minApiVersion),
   });
-  const proxy = createProxy({ evaluate, socketPath: resolved.socketPath });
+  const proxy = createProxy({ evaluate, socketPath: resolved.socketPath, onRequest: resolved.onRequest });
   return Object.freeze({
     evaluate,
     handler: proxy.handler,

@@ -1,5 +1,6 @@
 export { createSocketFilter, DEFAULT_MIN_API_VERSION, DEFAULT_SOCKET_PATH } from './filter.js';
 export type {
+  RequestEvent,
   ResolvedSocketFilterOptions,
   SocketFilter,
   SocketFilterHandler,
@@ -11,6 +12,10 @@ export { linuxserverPreset, LINUXSERVER_DEFAULTS } from './presets/linuxserver.j
 export { parseGrant } from './presets/env.js';
 export type { EnvLike } from './presets/env.js';
 export { canonicalize } from './policy/canonical.js';
+export { formatPermissionTable, permissionTable } from './policy/table.js';
+export { definePolicy } from './policy/define.js';
+export type { PolicySpec, RuleSpec } from './policy/define.js';
+export type { PermissionCell, PermissionTable } from './policy/table.js';
 export type { CanonicalTarget, MalformedTarget } from './policy/canonical.js';
 export type { Evaluate } from './policy/evaluate.js';
 export type { Access, Decision, Method, Policy, RequestInfo, Rule } from './policy/types.js';

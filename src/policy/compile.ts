@@ -140,6 +140,21 @@ function validateHints(hints: unknown): void {
 }
 
 /**
+ * Validates one rule and its globs, naming it as `where` in errors. For callers that build rules
+ * from another notation and want errors in that notation's terms.
+ *
+ * @example
+ * ```ts
+ * checkRule({ id: 'x', effect: 'allow', paths: ['/containers/*'] }, 'allow[0]');
+ * ```
+ */
+export function checkRule(rule: unknown, where: string): Rule {
+  const checked = validateRule(rule, where);
+  for (const glob of checked.paths) compileGlob(glob, where);
+  return checked;
+}
+
+/**
  * Validates a policy and compiles it for `evaluate`. Throws a `TypeError` (code
  * `ERR_DSF_INVALID_RULE` or `ERR_DSF_INVALID_OPTION`) naming the rule or option that is wrong.
  *
