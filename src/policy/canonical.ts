@@ -16,6 +16,8 @@
 export interface CanonicalTarget {
   /** Canonical origin-form to forward: encoded path, then `?query` as received (validated). */
   readonly target: string;
+  /** `target` without its query. */
+  readonly path: string;
   /** The decoded path after the version prefix, e.g. `/containers/json`. Rules match this. */
   readonly rest: string;
   /** The API version of the prefix as `major * 10000 + minor`, or -1 when there is no prefix. */
@@ -45,6 +47,39 @@ const PCHAR = (() => {
   return table;
 })();
 
+const KIND_PLAIN = 0;
+const KIND_DOT = 1;
+const KIND_SLASH = 2;
+const KIND_PERCENT = 3;
+const KIND_QUESTION = 4;
+/** Printable but not a `pchar` (`"`, `<`, `{`, …): allowed, forwarded percent-encoded. */
+const KIND_REWRITE = 5;
+const KIND_HASH = 6;
+const KIND_BACKSLASH = 7;
+const KIND_REJECT = 8;
+
+/** One lookup per path character: the common case (a plain `pchar`) costs a single compare. */
+const PATH_CHAR_KIND = (() => {
+  const table = new Uint8Array(128).fill(KIND_REWRITE);
+  for (let code = 0; code < 128; code++) if (PCHAR[code] === 1) table[code] = KIND_PLAIN;
+  for (let code = 0; code <= 0x20; code++) table[code] = KIND_REJECT;
+  table[0x7f] = KIND_REJECT;
+  table[CHAR_DOT] = KIND_DOT;
+  table[CHAR_SLASH] = KIND_SLASH;
+  table[CHAR_PERCENT] = KIND_PERCENT;
+  table[CHAR_QUESTION] = KIND_QUESTION;
+  table[CHAR_HASH] = KIND_HASH;
+  table[CHAR_BACKSLASH] = KIND_BACKSLASH;
+  return table;
+})();
+
+/**
+ * The common case in one native regular-expression test: origin-form, segments of plain `pchar`s, no
+ * empty, `.` or `..` segment, no `%`, and a printable query without `#`. Such a target is its own
+ * canonical form and decoding; anything else takes the character-by-character path below.
+ */
+const PLAIN_TARGET = /^(?:\/(?!\.\.?(?:[/?]|$))[A-Za-z0-9\-._~!$&'()*+,;=:@]+)+(?:\?[\x21\x22\x24-\x7e]*)?$/;
+
 function hexValue(code: number): number {
   if (code >= 0x30 && code <= 0x39) return code - 0x30;
   const lower = code | 0x20;
@@ -54,8 +89,16 @@ function hexValue(code: number): number {
 
 const HEX = '0123456789ABCDEF';
 
+/** The reasons are a small fixed set, so each result is built once and shared (frozen). */
+const MALFORMED_RESULTS = new Map<string, MalformedTarget>();
+
 function malformed(reason: string): MalformedTarget {
-  return { malformed: reason };
+  let result = MALFORMED_RESULTS.get(reason);
+  if (result === undefined) {
+    result = Object.freeze({ malformed: reason });
+    MALFORMED_RESULTS.set(reason, result);
+  }
+  return result;
 }
 
 /**
@@ -83,8 +126,8 @@ function pathStart(raw: string): number {
  * numbers without leading zeros. Returns -2 when the segment is dockerd's version syntax
  * (`v[0-9.]+`) but not canonical, -1 when it is not a version prefix at all.
  */
-function parseVersion(segment: string): number {
-  if (segment.length < 2 || segment.charCodeAt(0) !== 0x76 /* v */) return -1;
+function parseVersion(text: string, from: number, to: number): number {
+  if (to - from < 2 || text.charCodeAt(from) !== 0x76 /* v */) return -1;
   let parts = 0;
   let value = 0;
   let major = 0;
@@ -92,8 +135,8 @@ function parseVersion(segment: string): number {
   let digits = 0;
   let leadingZero = false;
   let canonical = true;
-  for (let i = 1; i <= segment.length; i++) {
-    const code = i < segment.length ? segment.charCodeAt(i) : CHAR_DOT;
+  for (let i = from + 1; i <= to; i++) {
+    const code = i < to ? text.charCodeAt(i) : CHAR_DOT;
     if (code === CHAR_DOT) {
       if (digits === 0 || (leadingZero && digits > 1) || digits > 4) canonical = false;
       if (parts === 0) major = value;
@@ -121,12 +164,16 @@ function parseVersion(segment: string): number {
  * @example
  * ```ts
  * canonicalize('/v1.41/containers/json?all=1');
- * // { target: '/v1.41/containers/json?all=1', rest: '/containers/json', version: 10041 }
+ * // { target: '/v1.41/containers/json?all=1', path: '/v1.41/containers/json', rest: '/containers/json', version: 10041 }
  * canonicalize('/v1.41/containers/../images/json'); // { malformed: '…dot segment…' }
  * ```
  */
 export function canonicalize(raw: string): CanonicalTarget | MalformedTarget {
   if (typeof raw !== 'string' || raw.length === 0) return malformed('the request-target is empty');
+  if (PLAIN_TARGET.test(raw)) {
+    const queryStart = raw.indexOf('?');
+    return withVersion(raw, queryStart < 0 ? raw : raw.slice(0, queryStart), queryStart < 0 ? raw : raw.slice(0, queryStart));
+  }
   const start = pathStart(raw);
   if (start < 0) {
     return malformed('the request-target must be an absolute path (origin-form) or an http(s) URL with a path');
@@ -141,43 +188,55 @@ export function canonicalize(raw: string): CanonicalTarget | MalformedTarget {
 
   for (let i = start; i < length; i++) {
     const code = raw.charCodeAt(i);
-    if (code <= 0x20 || code >= 0x7f) {
-      return malformed('the request-target contains a control character, a space or a non-ASCII byte');
+    const kind = code < 128 ? PATH_CHAR_KIND[code]! : KIND_REJECT;
+    if (kind === KIND_PLAIN) {
+      segmentDecodedLength++;
+      segmentOnlyDots = false;
+      continue;
     }
-    if (code === CHAR_QUESTION) {
-      queryStart = i;
-      break;
-    }
-    if (code === CHAR_HASH) return malformed('the request-target contains a fragment (#)');
-    if (code === CHAR_BACKSLASH) return malformed('the path contains a backslash');
-    if (code === CHAR_SLASH) {
+    if (kind === KIND_SLASH) {
       if (i !== start) {
         if (segmentDecodedLength === 0) return malformed('the path contains an empty segment (//)');
-        if (segmentOnlyDots && segmentDecodedLength <= 2) {
-          return malformed('the path contains a dot segment (. or ..)');
-        }
+        if (segmentOnlyDots && segmentDecodedLength <= 2) return malformed('the path contains a dot segment (. or ..)');
       }
       segmentDecodedLength = 0;
       segmentOnlyDots = true;
       continue;
     }
-    let decoded = code;
-    if (code === CHAR_PERCENT) {
-      const high = i + 2 < length ? hexValue(raw.charCodeAt(i + 1)) : -1;
-      const low = high >= 0 ? hexValue(raw.charCodeAt(i + 2)) : -1;
-      if (low < 0) return malformed('the path contains a malformed percent-escape');
-      decoded = high * 16 + low;
-      i += 2;
-      hasPercent = true;
-      if (decoded === CHAR_SLASH || decoded === CHAR_BACKSLASH) {
-        return malformed('the path contains an encoded slash or backslash');
-      }
-      if (decoded === CHAR_PERCENT) {
-        return malformed('the path contains an encoded percent sign (double encoding)');
-      }
-      if (decoded <= 0x20 || decoded >= 0x7f) {
-        return malformed('the path contains an encoded control character, space or non-ASCII byte');
-      }
+    if (kind === KIND_DOT) {
+      segmentDecodedLength++;
+      continue;
+    }
+    if (kind === KIND_QUESTION) {
+      queryStart = i;
+      break;
+    }
+    if (kind === KIND_REWRITE) {
+      needsRewrite = true;
+      segmentDecodedLength++;
+      segmentOnlyDots = false;
+      continue;
+    }
+    if (kind === KIND_HASH) return malformed('the request-target contains a fragment (#)');
+    if (kind === KIND_BACKSLASH) return malformed('the path contains a backslash');
+    if (kind === KIND_REJECT) {
+      return malformed('the request-target contains a control character, a space or a non-ASCII byte');
+    }
+    // KIND_PERCENT
+    const high = i + 2 < length ? hexValue(raw.charCodeAt(i + 1)) : -1;
+    const low = high >= 0 ? hexValue(raw.charCodeAt(i + 2)) : -1;
+    if (low < 0) return malformed('the path contains a malformed percent-escape');
+    const decoded = high * 16 + low;
+    i += 2;
+    hasPercent = true;
+    if (decoded === CHAR_SLASH || decoded === CHAR_BACKSLASH) {
+      return malformed('the path contains an encoded slash or backslash');
+    }
+    if (decoded === CHAR_PERCENT) {
+      return malformed('the path contains an encoded percent sign (double encoding)');
+    }
+    if (decoded <= 0x20 || decoded >= 0x7f) {
+      return malformed('the path contains an encoded control character, space or non-ASCII byte');
     }
     if (PCHAR[decoded] !== 1) needsRewrite = true;
     if (decoded !== CHAR_DOT) segmentOnlyDots = false;
@@ -207,13 +266,17 @@ export function canonicalize(raw: string): CanonicalTarget | MalformedTarget {
     path = encodePath(decodedPath);
   }
 
+  return withVersion(queryStart < length ? path + raw.slice(queryStart) : path, path, decodedPath);
+}
+
+/** Splits the version prefix off a canonical path; `target` is the full forwarded target. */
+function withVersion(target: string, path: string, decodedPath: string): CanonicalTarget | MalformedTarget {
   let rest = decodedPath;
   let version = -1;
   const second = decodedPath.indexOf('/', 1);
-  const firstSegment = second < 0 ? decodedPath.slice(1) : decodedPath.slice(1, second);
-  const parsed = parseVersion(firstSegment);
+  const parsed = parseVersion(decodedPath, 1, second < 0 ? decodedPath.length : second);
   if (parsed === -2) {
-    return malformed(`the API version prefix /${firstSegment} is not of the form /v<major>.<minor>`);
+    return malformed('the API version prefix is not of the form /v<major>.<minor>');
   }
   if (parsed >= 0) {
     if (second < 0) return malformed('the path has nothing after the API version prefix');
@@ -221,8 +284,7 @@ export function canonicalize(raw: string): CanonicalTarget | MalformedTarget {
     rest = decodedPath.slice(second);
   }
 
-  const target = queryStart < length ? path + raw.slice(queryStart) : path;
-  return { target, rest, version };
+  return { target, path, rest, version };
 }
 
 function decodePath(raw: string, start: number, end: number): string {

@@ -117,15 +117,22 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
     return false;
   }
 
+  const malformedDecisions = new Map<string, Decision>();
+  function malformedDecision(why: string): Decision {
+    let decision = malformedDecisions.get(why);
+    if (decision === undefined) {
+      decision = Object.freeze(deny(400, null, `The request-target was refused: ${why}.`, null));
+      malformedDecisions.set(why, decision);
+    }
+    return decision;
+  }
+
   return function evaluate(method: string, target: string, request?: RequestInfo): Decision {
     const canonical = canonicalize(target);
-    if ('malformed' in canonical) {
-      return deny(400, null, `The request-target was refused: ${canonical.malformed}.`, null);
-    }
+    if ('malformed' in canonical) return malformedDecision(canonical.malformed);
     const { rest, version } = canonical;
     const forwarded = canonical.target;
-    const queryAt = forwarded.indexOf('?');
-    const shownPath = queryAt < 0 ? forwarded : forwarded.slice(0, queryAt);
+    const shownPath = canonical.path;
 
     const bit = methodBit(method);
     if (bit === 0) {

@@ -24,7 +24,9 @@ describe('canonicalize: targets dockerd routes as-is', () => {
     // Three dots are a name, not a dot segment (Go's path.Clean keeps them).
     ['/v1.41/volumes/...', '/v1.41/volumes/...', '/volumes/...', 10041],
   ])('%s -> %s', (raw, target, rest, version) => {
-    expect(canonicalize(raw)).toEqual({ target, rest, version });
+    const query = target.indexOf('?');
+    const path = query < 0 ? target : target.slice(0, query);
+    expect(canonicalize(raw)).toEqual({ target, path, rest, version });
   });
 });
 
