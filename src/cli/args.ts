@@ -1,0 +1,368 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { DEFAULT_SOCKET_PATH } from '../filter.js';
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, parseLogLevel, type LogLevel } from '../log.js';
+import type { Policy } from '../policy/types.js';
+import type { EnvLike } from '../presets/env.js';
+import { linuxserverPreset } from '../presets/linuxserver.js';
+import { tecnativaPreset } from '../presets/tecnativa.js';
+
+/**
+ * Where the guard listens: a TCP address, or a unix socket.
+ *
+ * `host: undefined` means every interface: dual-stack `[::]` where the kernel has IPv6, else
+ * `0.0.0.0` (Node's own choice when no host is given), which is what Tecnativa's `:2375` means.
+ *
+ * @example
+ * ```ts
+ * const tcp: ListenAddress = { kind: 'tcp', host: '127.0.0.1', port: 2375 };
+ * const unix: ListenAddress = { kind: 'unix', path: '/run/dsf/docker.sock' };
+ * ```
+ */
+export type ListenAddress =
+  | { readonly kind: 'tcp'; readonly host: string | undefined; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string };
+
+/** What the CLI was asked to do. */
+export type CliCommand = 'serve' | 'help' | 'version' | 'print-policy' | 'check' | 'healthcheck';
+
+/** Names of the presets `PRESET` accepts. */
+export const PRESETS = ['tecnativa', 'linuxserver'] as const;
+
+/** Defaults of the CLI's own settings (the preset variables have the preset's defaults). */
+export const CLI_DEFAULTS = Object.freeze({
+  preset: 'tecnativa' as (typeof PRESETS)[number],
+  port: 2375,
+  socketMode: 0o660,
+  // Below `docker stop`'s 10 s before SIGKILL, so the guard can still end streams and exit 0.
+  graceMs: 5_000,
+});
+
+/**
+ * The validated configuration of one CLI run. Built by `parseCli`; frozen.
+ *
+ * @example
+ * ```ts
+ * const result = parseCli(['--listen', '127.0.0.1:2375'], { CONTAINERS: '1' });
+ * if (result.ok) result.config.listen; // [{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]
+ * ```
+ */
+export interface CliConfig {
+  readonly command: CliCommand;
+  readonly preset: (typeof PRESETS)[number];
+  readonly policy: Policy;
+  /** dockerd's socket (`SOCKET_PATH`). */
+  readonly socketPath: string;
+  readonly logLevel: LogLevel;
+  readonly listen: readonly ListenAddress[];
+  /** File mode of unix listening sockets (`--socket-mode`, `LISTEN_SOCKET_MODE`). */
+  readonly socketMode: number;
+  /** How long in-flight requests may run after SIGTERM/SIGINT (`--grace`, `SHUTDOWN_GRACE`). */
+  readonly graceMs: number;
+  /** `check METHOD TARGET`: the request to decide. */
+  readonly check: { readonly method: string; readonly target: string } | undefined;
+  /** `check --json`: print the decision as JSON. */
+  readonly json: boolean;
+}
+
+/**
+ * What `parseCli` returns: a configuration, or the one-line reason it was refused (exit code 2).
+ *
+ * @example
+ * ```ts
+ * const result: CliParseResult = parseCli(['--nope'], {});
+ * if (!result.ok) console.error(result.message); // unknown option `--nope` (see --help)
+ * ```
+ */
+export type CliParseResult = { readonly ok: true; readonly config: CliConfig } | { readonly ok: false; readonly message: string };
+
+/** Options taking a value, and whether they may repeat. */
+const VALUE_OPTIONS: Readonly<Record<string, { repeat: boolean }>> = {
+  '--listen': { repeat: true },
+  '--socket-mode': { repeat: false },
+  '--grace': { repeat: false },
+};
+
+const FLAG_OPTIONS: Readonly<Record<string, CliCommand | 'json'>> = {
+  '--help': 'help',
+  '-h': 'help',
+  '--version': 'version',
+  '--print-policy': 'print-policy',
+  '--healthcheck': 'healthcheck',
+  '--json': 'json',
+};
+
+// Longest path the kernel accepts for a unix socket is 107 bytes plus the terminating NUL.
+const UNIX_PATH_MAX = 107;
+
+class ParseError extends Error {}
+
+const fail = (message: string): never => {
+  throw new ParseError(message);
+};
+
+/** Empty variables count as unset: compose files often carry `LISTEN=` or `SOCKET_PATH=`. */
+function variable(env: EnvLike, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function parsePort(text: string, where: string): number {
+  if (!/^[0-9]{1,5}$/.test(text) || Number(text) > 65_535) {
+    fail(`${where}: the port must be a number from 0 to 65535`);
+  }
+  return Number(text);
+}
+
+/**
+ * Reads one listen address: `host:port`, `[v6]:port`, `:port` or `port` (every interface), or
+ * `unix:/path/to.sock`.
+ *
+ * @throws Error (the message is the one line to print) when the address cannot be read.
+ * @example
+ * ```ts
+ * parseListenAddress('[::1]:2375', 'LISTEN'); // { kind: 'tcp', host: '::1', port: 2375 }
+ * parseListenAddress('unix:/run/dsf.sock', '--listen'); // { kind: 'unix', path: '/run/dsf.sock' }
+ * ```
+ */
+export function parseListenAddress(text: string, source: string, defaultHost?: string): ListenAddress {
+  const where = `${source} \`${text}\``;
+  const value = text.trim();
+  if (value.startsWith('unix:')) {
+    const path = value.slice('unix:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path === '' || path.includes('\0')) fail(`${where}: expected unix:/path/to.sock`);
+    const absolute = isAbsolute(path) ? path : resolve(path);
+    if (Buffer.byteLength(absolute) > UNIX_PATH_MAX) {
+      fail(`${where}: a unix socket path must be at most ${UNIX_PATH_MAX} bytes`);
+    }
+    return { kind: 'unix', path: absolute };
+  }
+  if (/^[0-9]+$/.test(value)) return { kind: 'tcp', host: defaultHost, port: parsePort(value, where) };
+  if (value.startsWith('[')) {
+    const match = /^\[([^\]]+)\]:([^:]*)$/.exec(value);
+    if (!match || !isIPv6(match[1] as string)) fail(`${where}: expected [ipv6-address]:port`);
+    return { kind: 'tcp', host: (match as RegExpExecArray)[1], port: parsePort((match as RegExpExecArray)[2] as string, where) };
+  }
+  const colon = value.lastIndexOf(':');
+  if (colon === -1) fail(`${where}: expected host:port, [ipv6]:port or unix:/path`);
+  const host = value.slice(0, colon);
+  const port = parsePort(value.slice(colon + 1), where);
+  if (host === '') return { kind: 'tcp', host: defaultHost, port };
+  if (host.includes(':')) fail(`${where}: write an IPv6 address in brackets, as [${host}]:${port}`);
+  if (!isIPv4(host) && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) fail(`${where}: \`${host}\` is not a host name or address`);
+  return { kind: 'tcp', host, port };
+}
+
+/**
+ * Reads a file mode: `660`, `0660` or `0o660`, at most `0777`.
+ *
+ * @example
+ * ```ts
+ * parseSocketMode('0660', '--socket-mode'); // 0o660
+ * ```
+ */
+export function parseSocketMode(text: string, source: string): number {
+  const match = /^(?:0o?)?([0-7]{3})$/.exec(text.trim());
+  if (!match) fail(`${source} \`${text}\`: expected an octal file mode such as 0660`);
+  return Number.parseInt((match as RegExpExecArray)[1] as string, 8);
+}
+
+/**
+ * Reads a shutdown grace period in seconds (`10`, `2.5`, `0`).
+ *
+ * @example
+ * ```ts
+ * parseGrace('2.5', 'SHUTDOWN_GRACE'); // 2500
+ * ```
+ */
+export function parseGrace(text: string, source: string): number {
+  const value = text.trim();
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || Number(value) > 3600) {
+    fail(`${source} \`${text}\`: expected a number of seconds from 0 to 3600`);
+  }
+  return Math.round(Number(value) * 1000);
+}
+
+/** Tecnativa's reading of `DISABLE_IPV6`: `1`, `true` or `yes`, any case; everything else keeps IPv6. */
+function ipv6Disabled(env: EnvLike): boolean {
+  return ['1', 'true', 'yes'].includes((env.DISABLE_IPV6 ?? '').trim().toLowerCase());
+}
+
+/**
+ * Reads the command line and the environment into a configuration, without any I/O: it is the
+ * whole of the CLI's validation, so a unit test can cover it. Flags win over variables.
+ *
+ * @param argv - arguments after the program (`process.argv.slice(2)`).
+ * @param env - the environment (`process.env`): the preset's variables, `PRESET`, `SOCKET_PATH`,
+ *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`.
+ * @example
+ * ```ts
+ * const result = parseCli(['check', 'GET', '/containers/json'], { CONTAINERS: '1' });
+ * if (!result.ok) { console.error(result.message); process.exit(2); }
+ * ```
+ */
+export function parseCli(argv: readonly string[], env: EnvLike): CliParseResult {
+  try {
+    return { ok: true, config: parseOrThrow(argv, env) };
+  } catch (error) {
+    if (error instanceof ParseError) return { ok: false, message: error.message };
+    // The presets' TypeError names the variable and says what to write instead.
+    if (error instanceof TypeError) return { ok: false, message: error.message };
+    throw error;
+  }
+}
+
+function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
+  const values: Record<string, string[]> = {};
+  const commands = new Set<CliCommand>();
+  let json = false;
+  const positional: string[] = [];
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const option = VALUE_OPTIONS[name];
+    if (option !== undefined) {
+      let value: string;
+      if (eq !== -1) value = arg.slice(eq + 1);
+      else {
+        const next = argv[i + 1];
+        if (next === undefined) fail(`option \`${name}\` needs a value (see --help)`);
+        value = next as string;
+        i++;
+      }
+      const list = (values[name] ??= []);
+      if (list.length > 0 && !option.repeat) fail(`option \`${name}\` was given twice`);
+      list.push(value);
+      continue;
+    }
+    const flag = eq === -1 ? FLAG_OPTIONS[name] : undefined;
+    if (flag === undefined) {
+      fail(FLAG_OPTIONS[name] !== undefined ? `option \`${name}\` takes no value` : `unknown option \`${name}\` (see --help)`);
+    }
+    if (flag === 'json') json = true;
+    else commands.add(flag as CliCommand);
+  }
+
+  // Help and version answer even when the environment is wrong: they are how one finds out why.
+  if (commands.has('help')) return config('help');
+  if (commands.has('version')) return config('version');
+
+  let check: CliConfig['check'];
+  if (positional.length > 0) {
+    if (positional[0] !== 'check') fail(`unknown command \`${positional[0]}\` (see --help)`);
+    if (positional.length !== 3) fail('usage: docker-socket-filter check METHOD PATH (e.g. check GET /v1.41/containers/json)');
+    commands.add('check');
+    check = { method: positional[1] as string, target: positional[2] as string };
+  }
+  if (commands.size > 1) fail(`only one of ${[...commands].map((c) => (c === 'check' ? 'check' : `--${c}`)).join(', ')} can be given`);
+  const command: CliCommand = [...commands][0] ?? 'serve';
+  if (json && command !== 'check') fail('option `--json` only applies to `check`');
+
+  const presetName = (variable(env, 'PRESET') ?? CLI_DEFAULTS.preset).trim().toLowerCase();
+  if (!(PRESETS as readonly string[]).includes(presetName)) {
+    fail(`\`PRESET=${env.PRESET}\` is not a preset: use ${PRESETS.join(' or ')}`);
+  }
+  const preset = presetName as (typeof PRESETS)[number];
+  const policy = preset === 'linuxserver' ? linuxserverPreset(env) : tecnativaPreset(env);
+
+  const rawLevel = variable(env, 'LOG_LEVEL');
+  const logLevel = rawLevel === undefined ? DEFAULT_LOG_LEVEL : parseLogLevel(rawLevel);
+  if (logLevel === undefined) fail(`\`LOG_LEVEL=${rawLevel}\` is not a level: use one of ${LOG_LEVELS.join(', ')}`);
+
+  const socketPath = variable(env, 'SOCKET_PATH') ?? DEFAULT_SOCKET_PATH;
+  if (socketPath.includes('\0')) fail('`SOCKET_PATH` must be a path');
+
+  const defaultHost = ipv6Disabled(env) ? '0.0.0.0' : undefined;
+  let listen: ListenAddress[];
+  if (values['--listen'] !== undefined) {
+    listen = values['--listen'].map((text) => parseListenAddress(text, '--listen', defaultHost));
+  } else {
+    const fromEnv = variable(env, 'LISTEN');
+    listen =
+      fromEnv === undefined
+        ? [{ kind: 'tcp', host: defaultHost, port: CLI_DEFAULTS.port }]
+        : fromEnv
+            .split(',')
+            .filter((part) => part.trim() !== '')
+            .map((part) => parseListenAddress(part, 'LISTEN', defaultHost));
+    if (listen.length === 0) fail('`LISTEN` names no address');
+  }
+  const seen = new Set<string>();
+  for (const address of listen) {
+    const key = describeListenAddress(address);
+    if (seen.has(key)) fail(`${key} is listed twice`);
+    seen.add(key);
+  }
+
+  const modeFlag = values['--socket-mode']?.[0];
+  const modeVar = variable(env, 'LISTEN_SOCKET_MODE');
+  const socketMode =
+    modeFlag !== undefined
+      ? parseSocketMode(modeFlag, '--socket-mode')
+      : modeVar !== undefined
+        ? parseSocketMode(modeVar, 'LISTEN_SOCKET_MODE')
+        : CLI_DEFAULTS.socketMode;
+
+  const graceFlag = values['--grace']?.[0];
+  const graceVar = variable(env, 'SHUTDOWN_GRACE');
+  const graceMs =
+    graceFlag !== undefined
+      ? parseGrace(graceFlag, '--grace')
+      : graceVar !== undefined
+        ? parseGrace(graceVar, 'SHUTDOWN_GRACE')
+        : CLI_DEFAULTS.graceMs;
+
+  return Object.freeze({
+    command,
+    preset,
+    policy,
+    socketPath,
+    logLevel: logLevel as LogLevel,
+    listen: Object.freeze(listen),
+    socketMode,
+    graceMs,
+    check: check === undefined ? undefined : Object.freeze(check),
+    json,
+  });
+}
+
+/** A configuration for `--help`/`--version`, which read nothing else. */
+function config(command: 'help' | 'version'): CliConfig {
+  return Object.freeze({
+    command,
+    preset: CLI_DEFAULTS.preset,
+    policy: tecnativaPreset({}),
+    socketPath: DEFAULT_SOCKET_PATH,
+    logLevel: DEFAULT_LOG_LEVEL,
+    listen: Object.freeze([]),
+    socketMode: CLI_DEFAULTS.socketMode,
+    graceMs: CLI_DEFAULTS.graceMs,
+    check: undefined,
+    json: false,
+  });
+}
+
+/**
+ * A listen address as written in logs: `127.0.0.1:2375`, `[::1]:2375`, `*:2375` (every interface),
+ * `unix:/run/dsf.sock`.
+ *
+ * @example
+ * ```ts
+ * describeListenAddress({ kind: 'tcp', host: undefined, port: 2375 }); // '*:2375'
+ * ```
+ */
+export function describeListenAddress(address: ListenAddress): string {
+  if (address.kind === 'unix') return `unix:${address.path}`;
+  const host = address.host === undefined ? '*' : address.host.includes(':') ? `[${address.host}]` : address.host;
+  return `${host}:${address.port}`;
+}

@@ -1,0 +1,146 @@
+import type { RequestEvent } from './filter.js';
+
+/**
+ * The log levels of Tecnativa's image (HAProxy's syslog levels), most verbose first.
+ *
+ * @example
+ * ```ts
+ * LOG_LEVELS.includes('warning'); // true
+ * ```
+ */
+export const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'err', 'crit', 'alert', 'emerg'] as const;
+
+/**
+ * One of `LOG_LEVELS`.
+ *
+ * @example
+ * ```ts
+ * const level: LogLevel = 'info';
+ * ```
+ */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Default `LOG_LEVEL`, as in Tecnativa's image. */
+export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+
+/**
+ * Reads a `LOG_LEVEL` value (any case, surrounding blanks ignored). Returns `undefined` for a value
+ * that is not a level, so the caller can refuse it with its own message.
+ *
+ * @example
+ * ```ts
+ * parseLogLevel('WARNING'); // 'warning'
+ * parseLogLevel('verbose'); // undefined
+ * ```
+ */
+export function parseLogLevel(value: string): LogLevel | undefined {
+  const normalized = value.trim().toLowerCase();
+  return (LOG_LEVELS as readonly string[]).includes(normalized) ? (normalized as LogLevel) : undefined;
+}
+
+/** A value of a log line: `null` and `undefined` fields are left out. */
+export type LogValue = string | number | boolean | null | undefined;
+
+/**
+ * A line-oriented logger writing `key=value` (logfmt) lines.
+ *
+ * @example
+ * ```ts
+ * const logger = createLogger({ level: 'info' });
+ * logger.log('warning', 'dockerd socket missing', { socket: '/var/run/docker.sock' });
+ * ```
+ */
+export interface Logger {
+  readonly level: LogLevel;
+  /** Whether a line at `level` would be written. */
+  enabled(level: LogLevel): boolean;
+  log(level: LogLevel, message: string, fields?: Readonly<Record<string, LogValue>>): void;
+  /** The one line per request: denials at `info`, upstream failures at `warning`, the rest at `debug`. */
+  request(event: RequestEvent): void;
+}
+
+/**
+ * Options of `createLogger`.
+ *
+ * @example
+ * ```ts
+ * const options: LoggerOptions = { level: 'debug', write: (line) => lines.push(line) };
+ * ```
+ */
+export interface LoggerOptions {
+  readonly level: LogLevel;
+  /** Receives each line, newline included. Default: `process.stderr`. */
+  readonly write?: (line: string) => void;
+  /** Clock for the `time` field (tests). Default: `() => new Date()`. */
+  readonly now?: () => Date;
+}
+
+// Values made only of these characters are written bare; anything else is JSON-quoted, so a value
+// can never break the line (no raw newline, quote or `=` from a client reaches the log).
+const BARE = /^[A-Za-z0-9_.,:/@+\-[\]]+$/;
+
+function formatValue(value: string | number | boolean): string {
+  const text = String(value);
+  return BARE.test(text) ? text : JSON.stringify(text);
+}
+
+/**
+ * The part of a target that may be logged: the path without its query. Build arguments
+ * (`/build?buildargs=…`) and registry credentials' neighbours travel in the query.
+ */
+function pathWithoutQuery(target: string | null): string | null {
+  if (target === null) return null;
+  const query = target.indexOf('?');
+  return query === -1 ? target : target.slice(0, query);
+}
+
+/**
+ * Creates a logger honouring a `LOG_LEVEL`. Lines look like
+ * `time=2025-01-01T00:00:00.000Z level=info msg=request method=GET path=/v1.41/containers/json
+ * decision=denied rule=default-deny status=403 duration_ms=0.3 reason="…"`.
+ *
+ * Request lines carry the method, the canonical path without its query, the decision, the rule, the
+ * status the client got and the duration; never a body or a header (so never `X-Registry-Auth`).
+ *
+ * @example
+ * ```ts
+ * const logger = createLogger({ level: 'info' });
+ * const filter = createSocketFilter({ onRequest: logger.request });
+ * ```
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  const threshold = LOG_LEVELS.indexOf(options.level);
+  const write = options.write ?? ((line: string) => void process.stderr.write(line));
+  const now = options.now ?? (() => new Date());
+
+  const enabled = (level: LogLevel): boolean => LOG_LEVELS.indexOf(level) >= threshold;
+
+  const log = (level: LogLevel, message: string, fields: Readonly<Record<string, LogValue>> = {}): void => {
+    if (!enabled(level)) return;
+    let line = `time=${now().toISOString()} level=${level} msg=${formatValue(message)}`;
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === null || value === undefined) continue;
+      line += ` ${key}=${formatValue(value)}`;
+    }
+    write(`${line}\n`);
+  };
+
+  const request = (event: RequestEvent): void => {
+    // A 502 on an allowed request means dockerd could not be reached: an operator wants that at
+    // the default level even though allowed requests are otherwise only logged at `debug`.
+    const level: LogLevel = !event.allowed ? 'info' : event.status === 502 ? 'warning' : 'debug';
+    if (!enabled(level)) return;
+    log(level, 'request', {
+      method: event.method,
+      path: pathWithoutQuery(event.path) ?? '-',
+      decision: event.allowed ? 'allowed' : 'denied',
+      rule: event.rule ?? '-',
+      status: event.status,
+      duration_ms: Math.round(event.durationMs * 10) / 10,
+      upgrade: event.upgrade ? true : undefined,
+      reason: event.allowed ? undefined : event.reason,
+    });
+  };
+
+  return Object.freeze({ level: options.level, enabled, log, request });
+}

@@ -1,0 +1,278 @@
+import { describe, expect, test } from 'vitest';
+import { CLI_DEFAULTS, describeListenAddress, parseCli, type CliConfig, type ListenAddress } from '../../src/cli.js';
+
+function config(argv: string[], env: Record<string, string> = {}): CliConfig {
+  const result = parseCli(argv, env);
+  if (!result.ok) throw new Error(`expected a configuration, got: ${result.message}`);
+  return result.config;
+}
+
+function refusal(argv: string[], env: Record<string, string> = {}): string {
+  const result = parseCli(argv, env);
+  if (result.ok) throw new Error(`expected a refusal, got command ${result.config.command}`);
+  return result.message;
+}
+
+describe('defaults', () => {
+  test('no arguments, empty environment: serve the Tecnativa defaults on every interface, port 2375', () => {
+    const c = config([]);
+    expect(c).toMatchObject({
+      command: 'serve',
+      preset: 'tecnativa',
+      socketPath: '/var/run/docker.sock',
+      logLevel: 'info',
+      socketMode: 0o660,
+      graceMs: CLI_DEFAULTS.graceMs,
+      json: false,
+      check: undefined,
+    });
+    expect(c.listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+    expect(c.policy.source?.settings).toMatchObject({ EVENTS: true, PING: true, VERSION: true, CONTAINERS: false, POST: false });
+  });
+
+  test('the result is frozen', () => {
+    const c = config([]);
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.listen)).toBe(true);
+  });
+
+  test('empty variables count as unset', () => {
+    const c = config([], { LISTEN: '', SOCKET_PATH: '', LOG_LEVEL: '', PRESET: '', SHUTDOWN_GRACE: '', LISTEN_SOCKET_MODE: '' });
+    expect(c).toMatchObject({ socketPath: '/var/run/docker.sock', logLevel: 'info', preset: 'tecnativa', socketMode: 0o660 });
+    expect(c.listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+  });
+});
+
+describe('DISABLE_IPV6', () => {
+  test.each(['1', 'true', 'TRUE', 'yes', 'Yes', ' 1 '])('%j listens on 0.0.0.0 only', (value) => {
+    expect(config([], { DISABLE_IPV6: value }).listen).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 2375 }]);
+  });
+  test.each(['0', 'false', 'no', '', 'on', '2'])('%j keeps the dual-stack default', (value) => {
+    expect(config([], { DISABLE_IPV6: value }).listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+  });
+  test('it also applies to a listen address without a host', () => {
+    expect(config(['--listen', ':2380'], { DISABLE_IPV6: '1' }).listen).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 2380 }]);
+  });
+});
+
+describe('listen addresses', () => {
+  test.each<[string, ListenAddress]>([
+    ['127.0.0.1:2375', { kind: 'tcp', host: '127.0.0.1', port: 2375 }],
+    ['0.0.0.0:1', { kind: 'tcp', host: '0.0.0.0', port: 1 }],
+    ['localhost:65535', { kind: 'tcp', host: 'localhost', port: 65535 }],
+    ['docker-proxy.internal:2375', { kind: 'tcp', host: 'docker-proxy.internal', port: 2375 }],
+    ['[::1]:2375', { kind: 'tcp', host: '::1', port: 2375 }],
+    ['[::]:2375', { kind: 'tcp', host: '::', port: 2375 }],
+    ['[fe80::1]:0', { kind: 'tcp', host: 'fe80::1', port: 0 }],
+    [':2376', { kind: 'tcp', host: undefined, port: 2376 }],
+    ['2377', { kind: 'tcp', host: undefined, port: 2377 }],
+    ['unix:/run/dsf/docker.sock', { kind: 'unix', path: '/run/dsf/docker.sock' }],
+    ['unix:///run/dsf/docker.sock', { kind: 'unix', path: '/run/dsf/docker.sock' }],
+  ])('--listen %s', (text, expected) => {
+    expect(config(['--listen', text]).listen).toEqual([expected]);
+    expect(config([`--listen=${text}`]).listen).toEqual([expected]);
+    expect(config([], { LISTEN: text }).listen).toEqual([expected]);
+  });
+
+  test('a relative unix path is made absolute', () => {
+    expect(config(['--listen', 'unix:dsf.sock']).listen).toEqual([{ kind: 'unix', path: `${process.cwd()}/dsf.sock` }]);
+  });
+
+  test('--listen repeats; LISTEN is comma-separated with blanks ignored', () => {
+    const expected = [
+      { kind: 'tcp', host: '127.0.0.1', port: 2375 },
+      { kind: 'unix', path: '/run/a.sock' },
+    ];
+    expect(config(['--listen', '127.0.0.1:2375', '--listen', 'unix:/run/a.sock']).listen).toEqual(expected);
+    expect(config([], { LISTEN: ' 127.0.0.1:2375 , unix:/run/a.sock,' }).listen).toEqual(expected);
+  });
+
+  test('--listen replaces LISTEN', () => {
+    expect(config(['--listen', '127.0.0.1:1'], { LISTEN: '127.0.0.1:2' }).listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 1 }]);
+  });
+
+  test.each<[string, RegExp]>([
+    ['127.0.0.1', /expected host:port/],
+    ['127.0.0.1:', /port must be a number/],
+    ['127.0.0.1:65536', /port must be a number/],
+    ['127.0.0.1:-1', /port must be a number/],
+    ['127.0.0.1:http', /port must be a number/],
+    ['::1:2375', /IPv6 address in brackets, as \[::1\]:2375/],
+    ['[::1]', /expected \[ipv6-address\]:port/],
+    ['[not-v6]:2375', /expected \[ipv6-address\]:port/],
+    ['bad_host!:2375', /is not a host name or address/],
+    ['unix:', /expected unix:\/path\/to.sock/],
+    [`unix:/${'x'.repeat(110)}`, /at most 107 bytes/],
+  ])('--listen %j is refused', (text, message) => {
+    expect(refusal(['--listen', text])).toMatch(message);
+    expect(refusal([], { LISTEN: text })).toMatch(message);
+  });
+
+  test('messages name where the address came from', () => {
+    expect(refusal(['--listen', 'nope'])).toMatch(/^--listen `nope`: /);
+    expect(refusal([], { LISTEN: 'nope' })).toMatch(/^LISTEN `nope`: /);
+  });
+
+  test('LISTEN with only separators names no address', () => {
+    expect(refusal([], { LISTEN: ' , ' })).toBe('`LISTEN` names no address');
+  });
+
+  test('the same address twice is refused', () => {
+    expect(refusal(['--listen', '127.0.0.1:2375', '--listen', '127.0.0.1:2375'])).toBe('127.0.0.1:2375 is listed twice');
+  });
+
+  test.each<[ListenAddress, string]>([
+    [{ kind: 'tcp', host: undefined, port: 2375 }, '*:2375'],
+    [{ kind: 'tcp', host: '::1', port: 2375 }, '[::1]:2375'],
+    [{ kind: 'tcp', host: '127.0.0.1', port: 1 }, '127.0.0.1:1'],
+    [{ kind: 'unix', path: '/run/a.sock' }, 'unix:/run/a.sock'],
+  ])('describeListenAddress(%j) is %s', (address, text) => {
+    expect(describeListenAddress(address)).toBe(text);
+  });
+});
+
+describe('socket mode and grace', () => {
+  test.each<[string, number]>([
+    ['0660', 0o660],
+    ['660', 0o660],
+    ['0o600', 0o600],
+    ['0777', 0o777],
+    ['000', 0],
+  ])('--socket-mode %s', (text, mode) => {
+    expect(config(['--socket-mode', text]).socketMode).toBe(mode);
+    expect(config([], { LISTEN_SOCKET_MODE: text }).socketMode).toBe(mode);
+  });
+
+  test.each(['0888', '66', '01777', 'rw-rw----', '-1'])('--socket-mode %j is refused', (text) => {
+    expect(refusal([`--socket-mode=${text}`])).toMatch(/expected an octal file mode such as 0660/);
+    expect(refusal([], { LISTEN_SOCKET_MODE: text })).toMatch(/^LISTEN_SOCKET_MODE `.*`: expected an octal file mode/);
+  });
+
+  test.each<[string, number]>([
+    ['0', 0],
+    ['10', 10_000],
+    ['2.5', 2_500],
+    ['3600', 3_600_000],
+  ])('--grace %s', (text, ms) => {
+    expect(config(['--grace', text]).graceMs).toBe(ms);
+    expect(config([], { SHUTDOWN_GRACE: text }).graceMs).toBe(ms);
+  });
+
+  test.each(['-1', '10s', 'ten', '3601', '1e3'])('--grace %j is refused', (text) => {
+    expect(refusal(['--grace', text])).toMatch(/expected a number of seconds from 0 to 3600/);
+  });
+
+  test('the flag wins over the variable', () => {
+    expect(config(['--grace', '1', '--socket-mode', '600'], { SHUTDOWN_GRACE: '9', LISTEN_SOCKET_MODE: '666' })).toMatchObject({
+      graceMs: 1_000,
+      socketMode: 0o600,
+    });
+  });
+});
+
+describe('environment of the Tecnativa image', () => {
+  test('section variables reach the preset', () => {
+    const settings = config([], { CONTAINERS: '1', POST: '1', EVENTS: '0' }).policy.source?.settings;
+    expect(settings).toMatchObject({ CONTAINERS: true, POST: true, EVENTS: false, PING: true });
+  });
+
+  test.each([
+    ['CONTAINERS', 'true'],
+    ['POST', 'yes'],
+    ['EVENTS', '0x1'],
+  ])('%s=%s is refused with the preset message', (name, value) => {
+    expect(refusal([], { [name]: value })).toMatch(new RegExp(`^\`${name}=${value}\` is not understood`));
+  });
+
+  test.each<[string, string]>([
+    ['tecnativa', 'tecnativa'],
+    ['linuxserver', 'linuxserver'],
+    ['LinuxServer', 'linuxserver'],
+  ])('PRESET=%s', (value, preset) => {
+    const c = config([], { PRESET: value });
+    expect(c.preset).toBe(preset);
+    expect(c.policy.source?.preset).toBe(preset);
+  });
+
+  test('the linuxserver preset reads its own variables', () => {
+    expect(config([], { PRESET: 'linuxserver', ALLOW_LOGS: '1' }).policy.source?.settings).toMatchObject({ ALLOW_LOGS: true });
+    expect(refusal([], { PRESET: 'linuxserver', LIBPOD_PING: 'on' })).toMatch(/^`LIBPOD_PING=on` is not understood/);
+  });
+
+  test('an unknown preset is refused', () => {
+    expect(refusal([], { PRESET: 'haproxy' })).toBe('`PRESET=haproxy` is not a preset: use tecnativa or linuxserver');
+  });
+
+  test.each(['debug', 'info', 'notice', 'warning', 'err', 'crit', 'alert', 'emerg', 'WARNING', ' debug '])('LOG_LEVEL=%j', (value) => {
+    expect(config([], { LOG_LEVEL: value }).logLevel).toBe(value.trim().toLowerCase());
+  });
+
+  test.each(['verbose', 'error', 'warn', '7'])('LOG_LEVEL=%j is refused', (value) => {
+    expect(refusal([], { LOG_LEVEL: value })).toBe(
+      `\`LOG_LEVEL=${value}\` is not a level: use one of debug, info, notice, warning, err, crit, alert, emerg`,
+    );
+  });
+
+  test('SOCKET_PATH', () => {
+    expect(config([], { SOCKET_PATH: '/run/user/1000/docker.sock' }).socketPath).toBe('/run/user/1000/docker.sock');
+  });
+});
+
+describe('commands and flags', () => {
+  test.each<[string[], CliConfig['command']]>([
+    [['--help'], 'help'],
+    [['-h'], 'help'],
+    [['--version'], 'version'],
+    [['--print-policy'], 'print-policy'],
+    [['--healthcheck'], 'healthcheck'],
+    [['check', 'GET', '/_ping'], 'check'],
+    [['--listen', '127.0.0.1:1'], 'serve'],
+  ])('%j -> %s', (argv, command) => {
+    expect(config(argv).command).toBe(command);
+  });
+
+  test('--help and --version answer even when the environment is wrong', () => {
+    expect(config(['--help'], { CONTAINERS: 'true', LOG_LEVEL: 'loud' }).command).toBe('help');
+    expect(config(['--version', '--listen', 'nope'], { PRESET: 'x' }).command).toBe('version');
+  });
+
+  test('--print-policy and check read the environment', () => {
+    expect(refusal(['--print-policy'], { POST: 'on' })).toMatch(/^`POST=on` is not understood/);
+    expect(refusal(['check', 'GET', '/_ping'], { PING: 'yes' })).toMatch(/^`PING=yes` is not understood/);
+  });
+
+  test('check takes METHOD and PATH, and --json anywhere', () => {
+    expect(config(['check', 'POST', '/v1.41/containers/create'])).toMatchObject({
+      command: 'check',
+      check: { method: 'POST', target: '/v1.41/containers/create' },
+      json: false,
+    });
+    expect(config(['--json', 'check', 'GET', '/_ping']).json).toBe(true);
+    expect(config(['check', 'GET', '/_ping', '--json']).json).toBe(true);
+    expect(config(['check', '--', 'GET', '-weird']).check).toEqual({ method: 'GET', target: '-weird' });
+  });
+
+  test.each<[string[], string]>([
+    [['--nope'], 'unknown option `--nope` (see --help)'],
+    [['-x'], 'unknown option `-x` (see --help)'],
+    [['--listen'], 'option `--listen` needs a value (see --help)'],
+    [['--grace'], 'option `--grace` needs a value (see --help)'],
+    [['--grace', '1', '--grace', '2'], 'option `--grace` was given twice'],
+    [['--socket-mode=600', '--socket-mode=660'], 'option `--socket-mode` was given twice'],
+    [['--help=yes'], 'option `--help` takes no value'],
+    [['serve'], 'unknown command `serve` (see --help)'],
+    [['check', 'GET'], 'usage: docker-socket-filter check METHOD PATH (e.g. check GET /v1.41/containers/json)'],
+    [['check', 'GET', '/_ping', 'extra'], 'usage: docker-socket-filter check METHOD PATH (e.g. check GET /v1.41/containers/json)'],
+    [['--print-policy', '--healthcheck'], 'only one of --print-policy, --healthcheck can be given'],
+    [['--print-policy', 'check', 'GET', '/_ping'], 'only one of --print-policy, check can be given'],
+    [['--json'], 'option `--json` only applies to `check`'],
+    [['--json', '--print-policy'], 'option `--json` only applies to `check`'],
+  ])('%j is refused: %s', (argv, message) => {
+    expect(refusal(argv)).toBe(message);
+  });
+
+  test('every refusal is one line', () => {
+    for (const argv of [['--nope'], ['--listen', '::1:2']]) expect(refusal(argv)).not.toContain('\n');
+    expect(refusal([], { CONTAINERS: 'true' })).not.toContain('\n');
+  });
+});
