@@ -1,0 +1,120 @@
+import type { Agent } from 'node:http';
+import type { ProxyServer } from 'http-proxy-3';
+import type { RequestEvent } from '../filter.js';
+import type { Evaluate } from '../policy/evaluate.js';
+import type { Decision, RequestInfo } from '../policy/types.js';
+
+export type { Evaluate };
+
+/**
+ * What the web and upgrade handlers of one proxy share. Internal; built by `createProxy`.
+ *
+ * @example
+ * ```ts
+ * const context: ProxyContext = { evaluate, socketPath, agent, proxy, closed: false, open: new Set() };
+ * ```
+ */
+export interface ProxyContext {
+  readonly evaluate: Evaluate;
+  readonly socketPath: string;
+  readonly agent: Agent;
+  readonly proxy: ProxyServer;
+  /** Told once per request when it is over; see `report`. */
+  readonly onRequest: ((event: RequestEvent) => void) | undefined;
+  closed: boolean;
+  /** Every client and upstream stream still open: hijacked pairs and in-flight responses. */
+  readonly open: Set<{ destroy(): unknown }>;
+}
+
+/**
+ * Asks `evaluate`, failing closed: `evaluate` must never throw, but if a custom one does the request
+ * is refused rather than forwarded or left hanging.
+ *
+ * @example
+ * ```ts
+ * const decision = decide(context.evaluate, 'GET', '/_ping', { upgrade: false, bodyLength: 0 });
+ * ```
+ */
+export function decide(
+  evaluate: Evaluate,
+  method: string,
+  target: string,
+  request: RequestInfo,
+): Decision {
+  try {
+    return evaluate(method, target, request);
+  } catch {
+    return {
+      allowed: false,
+      status: 403,
+      rule: null,
+      reason: 'The filter failed to decide on this request',
+      path: null,
+    };
+  }
+}
+
+/**
+ * The part of a decided target that is safe to log: its path, never its query (build arguments and
+ * filters travel there).
+ *
+ * @example
+ * ```ts
+ * loggablePath('/v1.41/build?buildargs=%7B%22TOKEN%22%3A%22x%22%7D'); // '/v1.41/build'
+ * ```
+ */
+export function loggablePath(target: string): string {
+  const query = target.indexOf('?');
+  const path = query === -1 ? target : target.slice(0, query);
+  return JSON.stringify(path.length > 200 ? `${path.slice(0, 200)}…` : path);
+}
+
+/**
+ * Registers `stream` in `open` until it closes, so `close()` can end it.
+ *
+ * @example
+ * ```ts
+ * track(context.open, socket);
+ * ```
+ */
+export function track(
+  open: Set<{ destroy(): unknown }>,
+  stream: { destroy(): unknown; once(event: 'close', listener: () => void): unknown },
+): void {
+  open.add(stream);
+  stream.once('close', () => open.delete(stream));
+}
+
+/**
+ * The short name of a socket error for a client-facing message: its code (`ECONNREFUSED`), never a
+ * path.
+ *
+ * @example
+ * ```ts
+ * errorCode(Object.assign(new Error('connect ENOENT /var/run/docker.sock'), { code: 'ENOENT' })); // 'ENOENT'
+ * ```
+ */
+export function errorCode(error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return typeof code === 'string' ? code : 'connection error';
+}
+
+/**
+ * Tells `onRequest` about a request that is over. A throwing listener must not break the proxy:
+ * its errors are ignored.
+ *
+ * @example
+ * ```ts
+ * report(context, {
+ *   method: 'GET', path: '/_ping', allowed: true, rule: 'PING', reason, status: 200, durationMs: 1, upgrade: false,
+ * });
+ * ```
+ */
+export function report(context: ProxyContext, event: RequestEvent): void {
+  if (context.onRequest === undefined) return;
+  try {
+    context.onRequest(event);
+  } catch {
+    // Ignored by contract: logging must not change what the client gets.
+  }
+}

@@ -1,0 +1,219 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import createDebug from 'debug';
+import { SocketFilterError } from '../errors.js';
+import { decide, errorCode, loggablePath, report, track, type ProxyContext } from './context.js';
+import { sendJsonError } from './deny.js';
+import { readRequestInfo } from './request-info.js';
+
+const log = createDebug('docker-socket-filter:proxy');
+
+/**
+ * A connect-style handler for the plain (non-upgrade) requests of the Docker Engine API.
+ *
+ * Every request is answered here: denials, and `502` JSON when dockerd fails before answering.
+ * `next`, when given, is called only for what cannot be answered any more: dockerd failing after
+ * the response started (a `SocketFilterError` with code `ERR_DSF_UPSTREAM`; the stream is cut).
+ *
+ * @example
+ * ```ts
+ * http.createServer({ requestTimeout: 0 }, proxy.handler);
+ * ```
+ */
+export type WebHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next?: (error?: unknown) => void,
+) => void;
+
+/**
+ * What a closed proxy answers (503) to every request and upgrade.
+ *
+ * @example
+ * ```ts
+ * await proxy.close(); // later requests get {"message":"The Docker socket filter is closed"}
+ * ```
+ */
+export const CLOSED_MESSAGE = 'The Docker socket filter is closed';
+
+const UPGRADE_MESSAGE =
+  'This request asks to upgrade the connection, which the request handler cannot do: ' +
+  "attach the filter's `upgrade` function to the server's 'upgrade' event";
+
+// Hop-by-hop request headers describe the client's connection to us, not ours to dockerd. `expect`
+// is answered by Node's server already; forwarding it would make dockerd send a second 100.
+const HOP_BY_HOP_REQUEST = ['connection', 'keep-alive', 'proxy-connection', 'expect', 'te'];
+
+// Node frames the response to the client itself (chunked or Content-Length); copying dockerd's
+// framing or connection headers would contradict it.
+const HOP_BY_HOP_RESPONSE = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'trailer',
+  'upgrade',
+]);
+
+/**
+ * Builds the request handler of a proxy: decide on the request as received, answer denials with
+ * Docker-style JSON, forward the rest through http-proxy-3 with exactly the decided path.
+ *
+ * @example
+ * ```ts
+ * const handler = createWebHandler(context);
+ * server.on('request', handler);
+ * ```
+ */
+export function createWebHandler(context: ProxyContext): WebHandler {
+  let checkedRequestTimeout = false;
+  return function handler(req, res, next) {
+    const method = req.method ?? '';
+    const target = req.url ?? '';
+    if (!checkedRequestTimeout) {
+      checkedRequestTimeout = true;
+      // Node cuts a request whose body is still arriving after `requestTimeout` (300 s by default):
+      // a large `docker load` or build context. The handler cannot lift it; say so once.
+      const server = (req.socket as { server?: { requestTimeout?: unknown } }).server;
+      if (typeof server?.requestTimeout === 'number' && server.requestTimeout > 0) {
+        log(
+          'warning: server.requestTimeout is %d ms; longer uploads are cut (create the server with requestTimeout: 0)',
+          server.requestTimeout,
+        );
+      }
+    }
+    const started = performance.now();
+    let upstreamFailed = false;
+    // One event per request, when the client's response is over (sent, streamed, or cut).
+    const reportWhenOver = (
+      path: string | null,
+      allowed: boolean,
+      rule: string | null,
+      reason: string,
+    ): void => {
+      if (context.onRequest === undefined) return;
+      res.once('close', () => {
+        report(context, {
+          method,
+          path,
+          allowed,
+          rule,
+          reason,
+          // 499 (nginx's "client closed request"): the client left before any answer was sent.
+          status: res.headersSent ? res.statusCode : upstreamFailed ? 502 : 499,
+          durationMs: performance.now() - started,
+          upgrade: false,
+        });
+      });
+    };
+    const refuse = (status: number, message: string): void => {
+      reportWhenOver(null, false, null, message);
+      sendJsonError(res, status, message, { close: true });
+    };
+
+    if (context.closed) {
+      refuse(503, CLOSED_MESSAGE);
+      return;
+    }
+
+    const framing = readRequestInfo(req.headers);
+    if (framing.problem !== null) {
+      log('%s %s -> 400 framing: %s', method, loggablePath(target), framing.problem);
+      // The body boundary is in doubt, so nothing more on this connection can be trusted.
+      refuse(400, framing.problem);
+      return;
+    }
+
+    // dockerd treats the mere presence of `Upgrade` as a hijack request, so one that reaches the
+    // request handler (no 'upgrade' listener, or no `Connection: Upgrade`) is refused rather than
+    // forwarded with a decision made for a plain request.
+    if (req.headers.upgrade !== undefined) {
+      log('%s %s -> 400 upgrade reached the request handler', method, loggablePath(target));
+      refuse(400, UPGRADE_MESSAGE);
+      return;
+    }
+
+    const decision = decide(context.evaluate, method, target, {
+      upgrade: false,
+      bodyLength: framing.bodyLength,
+    });
+    log(
+      '%s %s -> %s %d rule=%s',
+      method,
+      loggablePath(decision.path ?? target),
+      decision.allowed ? 'allow' : 'deny',
+      decision.status,
+      decision.rule,
+    );
+    reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
+    if (!decision.allowed || decision.path === null) {
+      // A refused request's body is drained by Node, keeping the connection usable for the next one.
+      sendJsonError(res, decision.allowed ? 400 : decision.status, decision.reason);
+      return;
+    }
+
+    // http-proxy-3 builds the upstream path from `req.url`; with `toProxy` it takes it verbatim
+    // (no URL re-parsing that would resolve `..` or `\`), so what is forwarded is what was decided.
+    req.url = decision.path;
+    for (const name of HOP_BY_HOP_REQUEST) delete req.headers[name];
+
+    track(context.open, res);
+    const onError = (error: Error): void => {
+      log('%s %s upstream error: %s', method, loggablePath(decision.path ?? ''), error.message);
+      upstreamFailed = true;
+      if (!res.headersSent && !res.destroyed) {
+        sendJsonError(res, 502, `The Docker daemon is unreachable (${errorCode(error)})`, { close: true });
+        return;
+      }
+      // Too late for a status: cut the stream so the client cannot mistake it for a complete one,
+      // and tell middleware (Express closes the connection and runs its error handlers).
+      res.destroy();
+      next?.(
+        new SocketFilterError('ERR_DSF_UPSTREAM', 'The Docker daemon failed during the response', {
+          cause: error,
+        }),
+      );
+    };
+    try {
+      context.proxy.web(req, res, onError);
+    } catch (error) {
+      // proxy.web throws synchronously on some malformed inputs instead of calling back.
+      onError(error instanceof Error ? error : new Error(String(error)));
+    }
+  };
+}
+
+/**
+ * Writes dockerd's response head at once and streams its body. Registered as http-proxy-3's
+ * `proxyRes` listener with `selfHandleResponse`, because the library only sends the head with the
+ * first body byte: `/containers/<id>/wait` sends a head and then nothing until the container exits,
+ * and a client that waits for the head before starting the container deadlocks.
+ *
+ * @example
+ * ```ts
+ * proxy.on('proxyRes', relayResponse);
+ * ```
+ */
+export function relayResponse(
+  proxyRes: IncomingMessage,
+  _req: IncomingMessage,
+  res: ServerResponse,
+): void {
+  if (res.destroyed) {
+    proxyRes.destroy();
+    return;
+  }
+  const headers: string[] = [];
+  const raw = proxyRes.rawHeaders;
+  for (let index = 0; index + 1 < raw.length; index += 2) {
+    const name = raw[index] as string;
+    if (!HOP_BY_HOP_RESPONSE.has(name.toLowerCase())) headers.push(name, raw[index + 1] as string);
+  }
+  res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
+  res.flushHeaders();
+  // pipeline destroys the other side when either fails: a client that goes away aborts the upstream
+  // request, and dockerd dying mid-stream breaks the client's stream instead of ending it cleanly.
+  pipeline(proxyRes, res, (error) => {
+    if (error) log('response stream ended early: %s', error.message);
+  });
+}

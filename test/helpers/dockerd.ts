@@ -1,0 +1,224 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** The image every integration test runs: a static busybox and nothing else. */
+export const BUSYBOX_IMAGE = 'dsf-busybox:latest';
+
+/**
+ * A private dockerd started for the test run.
+ *
+ * @example
+ * ```ts
+ * const dockerd = await startDockerd();
+ * try { console.log(dockerd.socketPath); } finally { await dockerd.stop(); }
+ * ```
+ */
+export interface Dockerd {
+  readonly socketPath: string;
+  readonly directory: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * One request straight to a unix socket, bypassing any filter: how tests look at dockerd's state.
+ *
+ * @example
+ * ```ts
+ * const { status, body } = await dockerRequest(socketPath, 'GET', '/containers/json?all=1');
+ * ```
+ */
+export function dockerRequest(
+  socketPath: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        socketPath,
+        method,
+        path,
+        headers: payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) },
+        timeout: 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+async function waitForPing(socketPath: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`dockerd exited (${child.exitCode ?? child.signalCode}) before answering /_ping:\n${await tail(logFile)}`);
+    }
+    try {
+      const { status, body } = await dockerRequest(socketPath, 'GET', '/_ping');
+      if (status === 200 && body === 'OK') return;
+      lastError = new Error(`/_ping answered ${status} ${body}`);
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`dockerd did not answer /_ping within ${timeoutMs} ms (${String(lastError)}):\n${await tail(logFile)}`);
+}
+
+async function tail(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).split('\n').slice(-30).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Unmounts whatever dockerd left mounted under `directory` (its data-root bind mount, netns files),
+ * deepest first, so the directory can be removed.
+ */
+async function unmountUnder(directory: string): Promise<void> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  const points = mountinfo
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((point): point is string => point !== undefined && (point === directory || point.startsWith(`${directory}/`)))
+    .sort((a, b) => b.length - a.length);
+  for (const point of points) {
+    await run('umount', ['-l', point]).catch(() => undefined);
+  }
+}
+
+/**
+ * Builds a rootfs tar: `/bin/busybox` (static) with a symlink per applet, `/tmp`, `/etc`, and
+ * `extra` files. Returns the tar's path.
+ */
+export async function buildRootfsTar(directory: string, extra: Record<string, Buffer | string> = {}): Promise<string> {
+  const rootfs = join(directory, 'rootfs');
+  await rm(rootfs, { recursive: true, force: true });
+  await mkdir(join(rootfs, 'bin'), { recursive: true });
+  for (const dir of ['tmp', 'etc', 'root', 'proc', 'sys', 'dev']) await mkdir(join(rootfs, dir), { recursive: true });
+  await chmod(join(rootfs, 'tmp'), 0o1777);
+  await copyFile('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+  await chmod(join(rootfs, 'bin', 'busybox'), 0o755);
+  const { stdout } = await run('/bin/busybox', ['--list']);
+  for (const applet of stdout.split('\n').filter((name) => /^[a-z0-9_.[-]+$/.test(name) && name !== 'busybox')) {
+    await symlink('busybox', join(rootfs, 'bin', applet)).catch(() => undefined);
+  }
+  await writeFile(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  await writeFile(join(rootfs, 'etc', 'group'), 'root:x:0:\n');
+  for (const [path, content] of Object.entries(extra)) {
+    await mkdir(join(rootfs, path, '..'), { recursive: true });
+    await writeFile(join(rootfs, path), content);
+  }
+  const tar = join(directory, `rootfs-${Date.now()}.tar`);
+  await run('tar', ['-C', rootfs, '-cf', tar, '.'], { maxBuffer: 1 << 20 });
+  await rm(rootfs, { recursive: true, force: true });
+  return tar;
+}
+
+/**
+ * `docker import` of a rootfs tar straight against dockerd's socket (not through a filter).
+ *
+ * @example
+ * ```ts
+ * await importImage(socketPath, tar, 'dsf-busybox:latest');
+ * ```
+ */
+export async function importImage(socketPath: string, tar: string, tag: string, configDir: string): Promise<void> {
+  await run('docker', ['import', '--change', 'CMD ["/bin/sh"]', tar, tag], {
+    env: { ...process.env, DOCKER_HOST: `unix://${socketPath}`, DOCKER_CONFIG: configDir },
+    timeout: 120_000,
+  });
+}
+
+/**
+ * Starts a private dockerd in a fresh short temp directory (unix socket paths must stay under 108
+ * bytes), waits for `/_ping` and imports `dsf-busybox:latest`. Throws, loudly, when it cannot:
+ * integration tests are never skipped for want of a daemon.
+ *
+ * @example
+ * ```ts
+ * const dockerd = await startDockerd();
+ * ```
+ */
+export async function startDockerd(): Promise<Dockerd> {
+  if (process.getuid?.() !== 0) {
+    throw new Error('The integration tests start a private dockerd and must run as root');
+  }
+  const directory = await mkdtemp('/tmp/dsf-');
+  const socketPath = join(directory, 'docker.sock');
+  const logFile = join(directory, 'dockerd.log');
+  const log = createWriteStream(logFile);
+  await once(log, 'open');
+  const child = spawn(
+    'dockerd',
+    [
+      '--host', `unix://${socketPath}`,
+      '--data-root', join(directory, 'root'),
+      '--exec-root', join(directory, 'exec'),
+      '--pidfile', join(directory, 'docker.pid'),
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+      '--storage-driver=vfs',
+      // Containers left running at teardown get SIGKILL after 2 s instead of 15.
+      '--shutdown-timeout=2',
+    ],
+    { stdio: ['ignore', log, log] },
+  );
+  const spawnError = new Promise<never>((_, reject) => child.once('error', (error) => reject(new Error(`cannot start dockerd: ${error.message}`))));
+  spawnError.catch(() => undefined);
+
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      // Remove containers first: dockerd's own shutdown waits on each running one.
+      try {
+        const { body } = await dockerRequest(socketPath, 'GET', '/containers/json?all=1');
+        for (const { Id } of JSON.parse(body) as { Id: string }[]) {
+          await dockerRequest(socketPath, 'DELETE', `/containers/${Id}?force=1&v=1`).catch(() => undefined);
+        }
+      } catch {
+        // dockerd already unusable: kill it anyway.
+      }
+      child.kill('SIGTERM');
+      const exited = once(child, 'exit');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    log.end();
+    await unmountUnder(directory);
+    await rm(directory, { recursive: true, force: true, maxRetries: 3 });
+  };
+
+  try {
+    await Promise.race([waitForPing(socketPath, child, logFile, 60_000), spawnError]);
+    const configDir = join(directory, 'docker-config');
+    await mkdir(configDir, { recursive: true });
+    const tar = await buildRootfsTar(directory);
+    await importImage(socketPath, tar, BUSYBOX_IMAGE, configDir);
+    await rm(tar, { force: true });
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+  return { socketPath, directory, stop };
+}

@@ -1,0 +1,19 @@
+import type { TestProject } from 'vitest/node';
+import { startDockerd } from './dockerd.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** The unix socket of the private dockerd shared by every integration test file. */
+    dockerSocket: string;
+  }
+}
+
+/**
+ * Starts one private dockerd for the whole run and removes it afterwards. Throws when dockerd cannot
+ * start: the integration suite fails, it is never skipped.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const dockerd = await startDockerd();
+  project.provide('dockerSocket', dockerd.socketPath);
+  return () => dockerd.stop();
+}
