@@ -55,6 +55,21 @@ const HOP_BY_HOP_RESPONSE = new Set([
   'upgrade',
 ]);
 
+const BODY_CONSUMED_MESSAGE =
+  'The request body was already read by middleware mounted before docker-socket-filter (a body parser?): ' +
+  'mount the filter before any body parser, or on a path no body parser sees';
+
+/**
+ * A body parser (express.json, koa-body, …) mounted before the filter reads the body; forwarding
+ * then waits forever for bytes that will never come. Detect it and answer instead of hanging:
+ * body-parser marks `req._body`, others leave `req.body` or an ended stream behind.
+ */
+function bodyAlreadyConsumed(req: IncomingMessage, bodyLength: number): boolean {
+  if ((req as { _body?: unknown })._body === true) return true;
+  if (bodyLength === 0) return false;
+  return req.readableEnded || (req as { body?: unknown }).body !== undefined;
+}
+
 /**
  * Builds the request handler of a proxy: decide on the request as received, answer denials with
  * Docker-style JSON, forward the rest through http-proxy-3 with exactly the decided path.
@@ -149,6 +164,12 @@ export function createWebHandler(context: ProxyContext): WebHandler {
     if (!decision.allowed || decision.path === null) {
       // A refused request's body is drained by Node, keeping the connection usable for the next one.
       sendJsonError(res, decision.allowed ? 400 : decision.status, decision.reason);
+      return;
+    }
+
+    if (bodyAlreadyConsumed(req, framing.bodyLength)) {
+      log('%s %s -> 500 body consumed by earlier middleware', method, loggablePath(decision.path));
+      sendJsonError(res, 500, BODY_CONSUMED_MESSAGE, { close: true });
       return;
     }
 
