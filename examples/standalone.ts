@@ -17,7 +17,8 @@ const server = createServer({ requestTimeout: 0 }, filter.handler);
 server.on('upgrade', filter.upgrade);
 
 server.listen(Number(process.env.PORT ?? 2375), process.env.HOST ?? '127.0.0.1', () => {
-  console.log(`docker-socket-filter listening on ${JSON.stringify(server.address())}`);
+  const address = server.address();
+  console.log(`listening on ${typeof address === 'object' && address ? address.port : address}`);
 });
 
 const shutdown = (): void => {
