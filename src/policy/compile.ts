@@ -26,6 +26,8 @@ export interface CompiledEntry {
   readonly methods: number;
   readonly access: number;
   readonly matches: (rest: string) => boolean;
+  /** What follows `METHOD PATH` in the reason of a decision by this rule, with its leading space. */
+  readonly reasonSuffix: string;
 }
 
 /** A policy compiled for evaluation: rules bucketed by the first path segment they can match. */
@@ -210,6 +212,7 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
           methods,
           access: ACCESS_CODES[rule.access ?? 'any'],
           matches,
+          reasonSuffix: ' ' + (rule.reason ?? (rule.effect === 'allow' ? `is allowed by ${rule.id}` : `is denied by ${rule.id}`)),
         }),
       );
     }

@@ -194,12 +194,12 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
           allowed: true,
           status: 200,
           rule: rule.id,
-          reason: `${method} ${shownPath} ${rule.reason ?? `is allowed by ${rule.id}`}`,
+          reason: method + ' ' + shownPath + entry.reasonSuffix,
           path: forwarded,
         };
       }
       let reason: string;
-      if (rule.reason !== undefined) reason = `${method} ${shownPath} ${rule.reason}`;
+      if (rule.reason !== undefined) reason = method + ' ' + shownPath + entry.reasonSuffix;
       else if (entry.access === ACCESS_WRITE && writeHint !== undefined) {
         const hint = grantedApartFromWrites(entries, i, bit, rest) ? undefined : sectionHint(rest);
         const what =
@@ -209,7 +209,7 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
               ? `${method} ${shownPath} (an upgrade, which counts as a write)`
               : `${method} ${shownPath} (a websocket attach, which writes to the container)`;
         reason = `${what} needs ${writeHint}${hint === undefined ? '' : ` and ${hint}`}`;
-      } else reason = `${method} ${shownPath} is denied by ${rule.id}`;
+      } else reason = method + ' ' + shownPath + entry.reasonSuffix;
       return deny(403, rule.id, reason, forwarded);
     }
 
