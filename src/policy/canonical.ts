@@ -24,6 +24,19 @@ export interface CanonicalTarget {
   readonly version: number;
 }
 
+/**
+ * The allocation-light form `evaluate` works on: the path after the version prefix is
+ * `decoded.slice(restStart, restEnd)`, but is never sliced on the hot path.
+ */
+export interface ParsedTarget {
+  readonly target: string;
+  readonly path: string;
+  readonly decoded: string;
+  readonly restStart: number;
+  readonly restEnd: number;
+  readonly version: number;
+}
+
 /** Why a target was refused as malformed; the sentence becomes `Decision.reason`. */
 export interface MalformedTarget {
   readonly malformed: string;
@@ -169,10 +182,28 @@ function parseVersion(text: string, from: number, to: number): number {
  * ```
  */
 export function canonicalize(raw: string): CanonicalTarget | MalformedTarget {
+  const parsed = parseTarget(raw);
+  if ('malformed' in parsed) return parsed;
+  const { target, path, decoded, restStart, restEnd, version } = parsed;
+  return { target, path, rest: decoded.slice(restStart, restEnd), version };
+}
+
+/**
+ * `canonicalize` without the slicing: what `evaluate` uses.
+ *
+ * @example
+ * ```ts
+ * const parsed = parseTarget('/v1.41/containers/json?all=1');
+ * // { target: '/v1.41/containers/json?all=1', path: '/v1.41/containers/json', decoded: <the target>, restStart: 6, restEnd: 22, version: 10041 }
+ * ```
+ */
+export function parseTarget(raw: string): ParsedTarget | MalformedTarget {
   if (typeof raw !== 'string' || raw.length === 0) return malformed('the request-target is empty');
   if (PLAIN_TARGET.test(raw)) {
+    // A plain target is its own canonical form and decoding: work on it in place.
     const queryStart = raw.indexOf('?');
-    return withVersion(raw, queryStart < 0 ? raw : raw.slice(0, queryStart), queryStart < 0 ? raw : raw.slice(0, queryStart));
+    const pathEnd = queryStart < 0 ? raw.length : queryStart;
+    return withVersion(raw, pathEnd, raw, pathEnd);
   }
   const start = pathStart(raw);
   if (start < 0) {
@@ -266,25 +297,30 @@ export function canonicalize(raw: string): CanonicalTarget | MalformedTarget {
     path = encodePath(decodedPath);
   }
 
-  return withVersion(queryStart < length ? path + raw.slice(queryStart) : path, path, decodedPath);
+  const target = queryStart < length ? path + raw.slice(queryStart) : path;
+  return withVersion(target, path.length, decodedPath, decodedPath.length);
 }
 
-/** Splits the version prefix off a canonical path; `target` is the full forwarded target. */
-function withVersion(target: string, path: string, decodedPath: string): CanonicalTarget | MalformedTarget {
-  let rest = decodedPath;
+/**
+ * Splits the version prefix off a canonical path. `target` is the full forwarded target and its
+ * first `pathEnd` characters the path; the decoded path is `decoded` up to `decodedEnd`.
+ */
+function withVersion(target: string, pathEnd: number, decoded: string, decodedEnd: number): ParsedTarget | MalformedTarget {
+  let restStart = 0;
   let version = -1;
-  const second = decodedPath.indexOf('/', 1);
-  const parsed = parseVersion(decodedPath, 1, second < 0 ? decodedPath.length : second);
+  const slash = decoded.indexOf('/', 1);
+  const second = slash < 0 || slash >= decodedEnd ? -1 : slash;
+  const parsed = parseVersion(decoded, 1, second < 0 ? decodedEnd : second);
   if (parsed === -2) {
     return malformed('the API version prefix is not of the form /v<major>.<minor>');
   }
   if (parsed >= 0) {
     if (second < 0) return malformed('the path has nothing after the API version prefix');
     version = parsed;
-    rest = decodedPath.slice(second);
+    restStart = second;
   }
-
-  return { target, path, rest, version };
+  const path = pathEnd === target.length ? target : target.slice(0, pathEnd);
+  return { target, path, decoded, restStart, restEnd: decodedEnd, version };
 }
 
 function decodePath(raw: string, start: number, end: number): string {

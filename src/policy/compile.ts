@@ -25,7 +25,8 @@ export interface CompiledEntry {
   readonly allow: boolean;
   readonly methods: number;
   readonly access: number;
-  readonly matches: (rest: string) => boolean;
+  /** Whether the path `text.slice(start, end)` (after the version prefix) matches the rule. */
+  readonly matches: PathMatcher;
   /** What follows `METHOD PATH` in the reason of a decision by this rule, with its leading space. */
   readonly reasonSuffix: string;
 }
@@ -58,10 +59,16 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/**
+ * Tests the path `text.slice(start, end)` without slicing it: `evaluate` keeps the request-target
+ * whole and passes indices, so the common rules cost a `startsWith`, not an allocation.
+ */
+export type PathMatcher = (text: string, start: number, end: number) => boolean;
+
 interface CompiledGlob {
   /** The literal first segment, or null when the first segment is itself a pattern. */
   readonly section: string | null;
-  readonly matches: (rest: string) => boolean;
+  readonly matches: PathMatcher;
 }
 
 /**
@@ -86,12 +93,16 @@ function compileGlob(glob: string, where: string): CompiledGlob {
   const firstLiteral = literalCount === 0 ? null : (segments[0] as string);
 
   if (literalCount === -1) {
-    return { section: firstLiteral, matches: (rest) => rest === glob };
+    return { section: firstLiteral, matches: (text, start, end) => end - start === glob.length && text.startsWith(glob, start) };
   }
   if (literalCount === segments.length - 1 && segments[literalCount] === '**') {
     const base = '/' + segments.slice(0, literalCount).join('/');
     const under = base + '/';
-    return { section: firstLiteral, matches: (rest) => rest === base || rest.startsWith(under) };
+    return {
+      section: firstLiteral,
+      matches: (text, start, end) =>
+        end - start >= under.length ? text.startsWith(under, start) : end - start === base.length && text.startsWith(base, start),
+    };
   }
   let regex: RegExp;
   try {
@@ -99,7 +110,10 @@ function compileGlob(glob: string, where: string): CompiledGlob {
   } catch (error) {
     invalidRule(where, `the path glob "${glob}" is not a valid glob (${(error as Error).message})`, error);
   }
-  return { section: firstLiteral, matches: (rest) => regex.test(rest) };
+  return {
+    section: firstLiteral,
+    matches: (text, start, end) => regex.test(start === 0 && end === text.length ? text : text.slice(start, end)),
+  };
 }
 
 function validateRule(rule: unknown, where: string): Rule {
@@ -197,8 +211,13 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
       const relevant = globs.filter((glob) => glob.section === null || glob.section === section);
       if (relevant.length === 0) continue;
       const tests = relevant.map((glob) => glob.matches);
-      const matches =
-        tests.length === 1 ? (tests[0] as (rest: string) => boolean) : (rest: string) => tests.some((test) => test(rest));
+      const matches: PathMatcher =
+        tests.length === 1
+          ? (tests[0] as PathMatcher)
+          : (text, start, end) => {
+              for (const test of tests) if (test(text, start, end)) return true;
+              return false;
+            };
       let methods = ALL_METHODS;
       if (rule.methods) {
         methods = 0;

@@ -1,4 +1,4 @@
-import { canonicalize, formatVersion } from './canonical.js';
+import { formatVersion, parseTarget } from './canonical.js';
 import { ACCESS_READ, ACCESS_WRITE, METHOD_BITS, type CompiledEntry, type CompiledPolicy } from './compile.js';
 import type { Decision, Method, RequestInfo } from './types.js';
 
@@ -48,14 +48,14 @@ function deny(status: 400 | 403, rule: string | null, reason: string, path: stri
 }
 
 /**
- * Where the container name starts in `rest` for container-scoped routes (`/containers/<name>/…`,
- * and Podman's `/libpod/containers/…`, `/libpod/pods/…`), or -1.
+ * Where the container name starts in the path `text[start, end)` for container-scoped routes
+ * (`/containers/<name>/…`, and Podman's `/libpod/containers/…`, `/libpod/pods/…`), or -1.
  */
-function containerNameStart(rest: string): number {
-  if (rest.startsWith('/containers/')) return 12;
-  if (rest.startsWith('/libpod/')) {
-    if (rest.startsWith('containers/', 8)) return 19;
-    if (rest.startsWith('pods/', 8)) return 13;
+function containerNameStart(text: string, start: number): number {
+  if (text.startsWith('/containers/', start)) return start + 12;
+  if (text.startsWith('/libpod/', start)) {
+    if (text.startsWith('containers/', start + 8)) return start + 19;
+    if (text.startsWith('pods/', start + 8)) return start + 13;
   }
   return -1;
 }
@@ -69,15 +69,27 @@ const enum ContainerShape {
   MultiSegmentName,
 }
 
-function containerShape(rest: string, nameStart: number): ContainerShape {
-  const firstSlash = rest.indexOf('/', nameStart);
+/** The index of the next `/` at or after `from` and before `end`, or -1. */
+function slashBefore(text: string, from: number, end: number): number {
+  const index = text.indexOf('/', from);
+  return index < end ? index : -1;
+}
+
+function containerShape(text: string, nameStart: number, end: number): ContainerShape {
+  const firstSlash = slashBefore(text, nameStart, end);
   if (firstSlash < 0) return ContainerShape.Plain;
-  const secondSlash = rest.indexOf('/', firstSlash + 1);
+  const secondSlash = slashBefore(text, firstSlash + 1, end);
   if (secondSlash < 0) return ContainerShape.Plain;
-  if (rest.indexOf('/', secondSlash + 1) < 0 && rest.endsWith('/attach/ws') && secondSlash === rest.length - 3) {
+  if (secondSlash === end - 3 && firstSlash === end - 10 && text.startsWith('/attach/ws', firstSlash)) {
     return ContainerShape.AttachWebsocket;
   }
   return ContainerShape.MultiSegmentName;
+}
+
+/** Rules of one literal first segment, found by the segment's first character. */
+interface SectionEntries {
+  readonly section: string;
+  readonly entries: readonly CompiledEntry[];
 }
 
 /**
@@ -97,6 +109,27 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
   const writeHint = policy.hints?.write;
   const minApiVersion = settings.minApiVersion;
 
+  // Sections by the code of their first character: finding the rules of a request costs a
+  // `startsWith` or two instead of slicing the segment and hashing it for a Map lookup.
+  const sectionsByFirstChar: (SectionEntries[] | undefined)[] = [];
+  for (const [section, entries] of bySection) {
+    const code = section.charCodeAt(0);
+    (sectionsByFirstChar[code] ??= []).push({ section, entries });
+  }
+
+  function entriesFor(text: string, start: number, end: number): readonly CompiledEntry[] {
+    const candidates = sectionsByFirstChar[text.charCodeAt(start + 1)];
+    if (candidates !== undefined) {
+      for (const { section, entries } of candidates) {
+        const after = start + 1 + section.length;
+        if ((after === end || (after < end && text.charCodeAt(after) === 0x2f)) && text.startsWith(section, start + 1)) {
+          return entries;
+        }
+      }
+    }
+    return otherSections;
+  }
+
   function sectionHint(rest: string): string | undefined {
     const first = rest.indexOf('/', 1);
     if (first > 0) {
@@ -109,10 +142,17 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
   }
 
   /** Whether an allow rule after `from` would let this request through if writes were granted. */
-  function grantedApartFromWrites(entries: readonly CompiledEntry[], from: number, bit: number, rest: string): boolean {
+  function grantedApartFromWrites(
+    entries: readonly CompiledEntry[],
+    from: number,
+    bit: number,
+    text: string,
+    start: number,
+    end: number,
+  ): boolean {
     for (let i = from + 1; i < entries.length; i++) {
       const entry = entries[i] as CompiledEntry;
-      if (entry.allow && (entry.methods & bit) !== 0 && entry.access !== ACCESS_READ && entry.matches(rest)) return true;
+      if (entry.allow && (entry.methods & bit) !== 0 && entry.access !== ACCESS_READ && entry.matches(text, start, end)) return true;
     }
     return false;
   }
@@ -128,11 +168,11 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
   }
 
   return function evaluate(method: string, target: string, request?: RequestInfo): Decision {
-    const canonical = canonicalize(target);
-    if ('malformed' in canonical) return malformedDecision(canonical.malformed);
-    const { rest, version } = canonical;
-    const forwarded = canonical.target;
-    const shownPath = canonical.path;
+    const parsed = parseTarget(target);
+    if ('malformed' in parsed) return malformedDecision(parsed.malformed);
+    const { decoded, restStart, restEnd, version } = parsed;
+    const forwarded = parsed.target;
+    const shownPath = parsed.path;
 
     const bit = methodBit(method);
     if (bit === 0) {
@@ -149,11 +189,11 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
     }
 
     let write = bit > METHOD_BITS.HEAD || request?.upgrade === true;
-    const nameStart = containerNameStart(rest);
+    const nameStart = containerNameStart(decoded, restStart);
     if (nameStart > 0) {
-      let shape = containerShape(rest, nameStart);
+      let shape = containerShape(decoded, nameStart, restEnd);
       // dockerd's only DELETE route here is `/containers/{name:.*}`: a second segment is an alias.
-      if (bit === METHOD_BITS.DELETE && rest.indexOf('/', nameStart) >= 0) shape = ContainerShape.MultiSegmentName;
+      if (bit === METHOD_BITS.DELETE && slashBefore(decoded, nameStart, restEnd) >= 0) shape = ContainerShape.MultiSegmentName;
       if (shape === ContainerShape.MultiSegmentName) {
         return deny(
           403,
@@ -168,8 +208,8 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
         bit === METHOD_BITS.POST &&
         bodyLength !== undefined &&
         (bodyLength === -1 || bodyLength > START_BODY_LIMIT) &&
-        rest.endsWith('/start') &&
-        rest.indexOf('/', nameStart) === rest.length - 6
+        slashBefore(decoded, nameStart, restEnd) === restEnd - 6 &&
+        decoded.startsWith('/start', restEnd - 6)
       ) {
         return deny(
           403,
@@ -180,14 +220,12 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
       }
     }
 
-    const sectionEnd = rest.indexOf('/', 1);
-    const section = sectionEnd < 0 ? rest.slice(1) : rest.slice(1, sectionEnd);
-    const entries = bySection.get(section) ?? otherSections;
+    const entries = entriesFor(decoded, restStart, restEnd);
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i] as CompiledEntry;
       if ((entry.methods & bit) === 0) continue;
       if (entry.access === ACCESS_WRITE ? !write : entry.access === ACCESS_READ && write) continue;
-      if (!entry.matches(rest)) continue;
+      if (!entry.matches(decoded, restStart, restEnd)) continue;
       const rule = entry.rule;
       if (entry.allow) {
         return {
@@ -199,9 +237,9 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
         };
       }
       let reason: string;
-      if (rule.reason !== undefined) reason = method + ' ' + shownPath + entry.reasonSuffix;
-      else if (entry.access === ACCESS_WRITE && writeHint !== undefined) {
-        const hint = grantedApartFromWrites(entries, i, bit, rest) ? undefined : sectionHint(rest);
+      if (rule.reason === undefined && entry.access === ACCESS_WRITE && writeHint !== undefined) {
+        const granted = grantedApartFromWrites(entries, i, bit, decoded, restStart, restEnd);
+        const hint = granted ? undefined : sectionHint(decoded.slice(restStart, restEnd));
         const what =
           bit > METHOD_BITS.HEAD
             ? `${method} ${shownPath}`
@@ -213,7 +251,7 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
       return deny(403, rule.id, reason, forwarded);
     }
 
-    const hint = sectionHint(rest);
+    const hint = sectionHint(decoded.slice(restStart, restEnd));
     return deny(
       403,
       'default-deny',
