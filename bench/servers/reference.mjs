@@ -1,0 +1,37 @@
+// Reference points for the small-request numbers, not products: what Node's http module costs on
+// this machine without any filter.
+//   hello   answers every request itself with 200 "OK" (Node's http server alone: a ceiling)
+//   proxy   forwards every request to dockerd with http.request, a keep-alive agent and pipe():
+//           the least a Node http-to-unix-socket proxy does (no decision, no checks)
+// Usage: node bench/servers/reference.mjs hello|proxy SOCKET_PATH PORT
+import http from 'node:http';
+
+const [mode, socketPath, port = '0'] = process.argv.slice(2);
+let server;
+if (mode === 'hello') {
+  server = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 2 });
+    res.end('OK');
+  });
+} else if (mode === 'proxy' && socketPath !== undefined) {
+  const agent = new http.Agent({ keepAlive: true });
+  server = http.createServer((req, res) => {
+    const upstream = http.request({ socketPath, agent, method: req.method, path: req.url, headers: req.headers }, (upstreamRes) => {
+      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+      upstreamRes.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+} else {
+  process.stderr.write('usage: node bench/servers/reference.mjs hello|proxy SOCKET_PATH PORT\n');
+  process.exit(2);
+}
+server.listen(Number(port), '127.0.0.1');
+const stop = () => {
+  server.closeAllConnections();
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 1_000).unref();
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
