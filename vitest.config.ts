@@ -1,5 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
+// Suites that hammer one guard process (load, faults, fuzzing, slow clients). They run in their own
+// project, after the others, one file at a time, so that neither they nor the timing-sensitive
+// integration files share the CPU with each other.
+const RELIABILITY = ['test/reliability/**/*.test.ts', 'test/security/fuzz-*.test.ts', 'test/security/slow-*.test.ts'];
+
 export default defineConfig({
   test: {
     projects: [
@@ -8,7 +13,7 @@ export default defineConfig({
           name: 'unit',
           // examples/*.test.ts are daemon-less policy tests users copy into their projects.
           include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
-          exclude: ['test/integration/**', '**/node_modules/**'],
+          exclude: ['test/integration/**', ...RELIABILITY, '**/node_modules/**'],
         },
       },
       {
@@ -20,6 +25,19 @@ export default defineConfig({
           globalSetup: ['test/helpers/global-setup.ts'],
           fileParallelism: false,
           testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: 'reliability',
+          include: RELIABILITY,
+          // Its own private dockerd (the fault suite starts a second one it may stop and kill),
+          // and the CLI built once: every file runs the guard as a child process.
+          // DSF_RELIABILITY=full runs the issue's full sizes (see test/README.md).
+          globalSetup: ['test/helpers/global-setup-reliability.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
           hookTimeout: 120_000,
         },
       },

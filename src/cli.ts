@@ -11,6 +11,7 @@ export {
   parseCli,
   parseGrace,
   parseListenAddress,
+  parseMaxConnections,
   parseSocketMode,
   type CliCommand,
   type CliConfig,

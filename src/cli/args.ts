@@ -36,6 +36,9 @@ export const CLI_DEFAULTS = Object.freeze({
   socketMode: 0o660,
   // Below `docker stop`'s 10 s before SIGKILL, so the guard can still end streams and exit 0.
   graceMs: 5_000,
+  // Far above what a reverse proxy or a CI runner holds, well below the file descriptors a
+  // container gets (each connection costs two: the client's and dockerd's).
+  maxConnections: 4096,
 });
 
 /**
@@ -59,6 +62,8 @@ export interface CliConfig {
   readonly socketMode: number;
   /** How long in-flight requests may run after SIGTERM/SIGINT (`--grace`, `SHUTDOWN_GRACE`). */
   readonly graceMs: number;
+  /** Connections served at once; more get 503 (`--max-connections`, `MAX_CONNECTIONS`; 0: no limit). */
+  readonly maxConnections: number;
   /** `check METHOD TARGET`: the request to decide. */
   readonly check: { readonly method: string; readonly target: string } | undefined;
   /** `check --json`: print the decision as JSON. */
@@ -81,6 +86,7 @@ const VALUE_OPTIONS: Readonly<Record<string, { repeat: boolean }>> = {
   '--listen': { repeat: true },
   '--socket-mode': { repeat: false },
   '--grace': { repeat: false },
+  '--max-connections': { repeat: false },
 };
 
 const FLAG_OPTIONS: Readonly<Record<string, CliCommand | 'json'>> = {
@@ -183,6 +189,22 @@ export function parseGrace(text: string, source: string): number {
   return Math.round(Number(value) * 1000);
 }
 
+/**
+ * Reads a connection limit: a whole number from 0 (no limit) to 1,000,000.
+ *
+ * @example
+ * ```ts
+ * parseMaxConnections('512', 'MAX_CONNECTIONS'); // 512
+ * ```
+ */
+export function parseMaxConnections(text: string, source: string): number {
+  const value = text.trim();
+  if (!/^[0-9]{1,7}$/.test(value) || Number(value) > 1_000_000) {
+    fail(`${source} \`${text}\`: expected a number of connections from 0 (no limit) to 1000000`);
+  }
+  return Number(value);
+}
+
 /** Tecnativa's reading of `DISABLE_IPV6`: `1`, `true` or `yes`, any case; everything else keeps IPv6. */
 function ipv6Disabled(env: EnvLike): boolean {
   return ['1', 'true', 'yes'].includes((env.DISABLE_IPV6 ?? '').trim().toLowerCase());
@@ -194,7 +216,7 @@ function ipv6Disabled(env: EnvLike): boolean {
  *
  * @param argv - arguments after the program (`process.argv.slice(2)`).
  * @param env - the environment (`process.env`): the preset's variables, `PRESET`, `SOCKET_PATH`,
- *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`.
+ *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`, `MAX_CONNECTIONS`.
  * @example
  * ```ts
  * const result = parseCli(['check', 'GET', '/containers/json'], { CONTAINERS: '1' });
@@ -322,6 +344,15 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
         ? parseGrace(graceVar, 'SHUTDOWN_GRACE')
         : CLI_DEFAULTS.graceMs;
 
+  const maxFlag = values['--max-connections']?.[0];
+  const maxVar = variable(env, 'MAX_CONNECTIONS');
+  const maxConnections =
+    maxFlag !== undefined
+      ? parseMaxConnections(maxFlag, '--max-connections')
+      : maxVar !== undefined
+        ? parseMaxConnections(maxVar, 'MAX_CONNECTIONS')
+        : CLI_DEFAULTS.maxConnections;
+
   return Object.freeze({
     command,
     preset,
@@ -331,6 +362,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
     listen: Object.freeze(listen),
     socketMode,
     graceMs,
+    maxConnections,
     check: check === undefined ? undefined : Object.freeze(check),
     json,
   });
@@ -347,6 +379,7 @@ function config(command: 'help' | 'version'): CliConfig {
     listen: Object.freeze([]),
     socketMode: CLI_DEFAULTS.socketMode,
     graceMs: CLI_DEFAULTS.graceMs,
+    maxConnections: CLI_DEFAULTS.maxConnections,
     check: undefined,
     json: false,
   });

@@ -1,8 +1,9 @@
 import { chmod, lstat, unlink } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import createDebug from 'debug';
 import type { SocketFilter } from '../filter.js';
+import { createFilterServer, type FilterServerOptions } from '../proxy/server.js';
 import { describeListenAddress, type ListenAddress } from './args.js';
 
 const debug = createDebug('docker-socket-filter:cli');
@@ -94,29 +95,37 @@ function listenError(address: ListenAddress, error: NodeJS.ErrnoException): Star
 }
 
 /**
- * Creates an HTTP server for `filter` the way embedders are told to (`requestTimeout: 0`, the
- * upgrade handler on `upgrade`) and listens on `address`. A unix socket is created with mode
- * `socketMode`, replacing a stale socket left by a killed run.
+ * Creates the HTTP server for `filter` with `createFilterServer` (no request timeout, a header
+ * timeout, header and connection limits, JSON answers to unparseable requests) and listens on
+ * `address`. A unix socket is created with mode `socketMode`, replacing a stale socket left by a
+ * killed run.
  *
  * @throws StartupError when the address cannot be used.
  * @example
  * ```ts
- * const listener = await startListener({ kind: 'tcp', host: '127.0.0.1', port: 2375 }, filter, 0o660);
+ * const listener = await startListener({ kind: 'tcp', host: '127.0.0.1', port: 2375 }, filter, 0o660, { maxConnections: 4096 });
  * ```
  */
-export async function startListener(address: ListenAddress, filter: SocketFilter, socketMode: number): Promise<Listener> {
-  // No request timeout: builds and `docker load` can upload for longer than Node's 300 s default.
-  const server = createServer({ requestTimeout: 0 }, filter.handler);
-  server.on('upgrade', filter.upgrade);
+export async function startListener(
+  address: ListenAddress,
+  filter: SocketFilter,
+  socketMode: number,
+  serverOptions: FilterServerOptions = {},
+): Promise<Listener> {
+  const server = createFilterServer(filter, serverOptions);
   const connections = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
   });
-  // A client that resets its connection must not take the process down.
-  server.on('clientError', (_error, socket) => socket.destroy());
 
   if (address.kind === 'unix') await clearStaleSocket(address.path);
+
+  // The accept queue: Node's default (511) overflows when a burst of clients connects while the
+  // guard is busy, and the kernel then drops handshakes; clients retry after seconds, by which time
+  // their connection looks like a silent one to the header timeout. The kernel caps it at
+  // net.core.somaxconn.
+  const backlog = Math.min(Math.max(serverOptions.maxConnections || 4096, 511), 65_535);
 
   // The socket is born 0600 and only then opened up to `socketMode`: a wider umask would leave a
   // moment in which anyone on the host could connect.
@@ -124,8 +133,8 @@ export async function startListener(address: ListenAddress, filter: SocketFilter
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      if (address.kind === 'unix') server.listen({ path: address.path }, resolve);
-      else server.listen({ host: address.host, port: address.port, ipv6Only: false }, resolve);
+      if (address.kind === 'unix') server.listen({ path: address.path, backlog }, resolve);
+      else server.listen({ host: address.host, port: address.port, ipv6Only: false, backlog }, resolve);
     });
   } catch (error) {
     throw listenError(address, error as NodeJS.ErrnoException);

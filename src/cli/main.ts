@@ -59,6 +59,8 @@ Options:
   --socket-mode MODE     mode of unix listening sockets (env LISTEN_SOCKET_MODE; default 0660)
   --grace SECONDS        on SIGTERM/SIGINT, how long in-flight requests may finish before
                          streams are cut (env SHUTDOWN_GRACE; default ${CLI_DEFAULTS.graceMs / 1000})
+  --max-connections N    connections served at once, more get 503 (env MAX_CONNECTIONS;
+                         default ${CLI_DEFAULTS.maxConnections}; 0: no limit)
   --json                 with check: print the decision as JSON
 
 Environment (as Tecnativa's docker-socket-proxy):
@@ -196,6 +198,11 @@ async function checkDockerSocket(socketPath: string, logger: Logger): Promise<vo
 
 async function serve(config: CliConfig, io: Required<Omit<CliIo, 'signals'>>, signals: NodeJS.EventEmitter): Promise<number> {
   const logger = createLogger({ level: config.logLevel, write: io.stderr });
+  // http-proxy-3 reads this variable on every request and then sends requests with `fetch` to TCP
+  // localhost:80, not to SOCKET_PATH; the proxy refuses every allowed request while it is set.
+  if (process.env.FORCE_FETCH_PATH === 'true') {
+    return fatal(io, 'FORCE_FETCH_PATH=true would make the proxy send requests to localhost:80 instead of SOCKET_PATH: unset it');
+  }
   try {
     await checkDockerSocket(config.socketPath, logger);
   } catch (error) {
@@ -209,7 +216,14 @@ async function serve(config: CliConfig, io: Required<Omit<CliIo, 'signals'>>, si
   try {
     const listeners: Listener[] = [];
     try {
-      for (const address of config.listen) listeners.push(await startListener(address, filter, config.socketMode));
+      // Refusals made before the filter saw a request (unparseable heads, limits, slow clients)
+      // are logged like denials: at info, never with a header or a body.
+      const serverOptions = {
+        maxConnections: config.maxConnections,
+        onReject: (event: { status: number; reason: string }) =>
+          logger.log('info', 'rejected', { status: event.status, reason: event.reason }),
+      };
+      for (const address of config.listen) listeners.push(await startListener(address, filter, config.socketMode, serverOptions));
     } catch (error) {
       await Promise.all(listeners.map((listener) => closeNow(listener)));
       await filter.close();
@@ -279,7 +293,15 @@ async function shutdown(
 ): Promise<number> {
   const closing = Promise.all(listeners.map((listener) => listener.close()));
   logger.log('info', 'stopping', { signal, grace_s: config.graceMs / 1000 });
-  const open = (): number => listeners.reduce((total, listener) => total + listener.connections.size, 0);
+  // A socket destroyed in this tick (closeIdleConnections, a client leaving) only leaves
+  // `connections` on its 'close' event, a tick later: it is not open any more and must not count,
+  // or the count logged below (and the end of the wait) depends on the timing of that tick.
+  const open = (): number =>
+    listeners.reduce((total, listener) => {
+      let live = 0;
+      for (const socket of listener.connections) if (!socket.destroyed) live += 1;
+      return total + live;
+    }, 0);
 
   // In-flight requests may finish; a keep-alive connection that becomes idle is closed as soon as
   // it does, so the wait ends when the last request ends rather than at the keep-alive timeout.

@@ -78,3 +78,29 @@ export function readRequestInfo(headers: IncomingHttpHeaders): RequestFraming {
 
   return { upgrade, bodyLength: 0, problem: null };
 }
+
+/**
+ * Why a request's head is refused beyond its framing, or `null`: more than one `Host` header (RFC
+ * 9112 requires a 400; Node keeps the first, dockerd refuses the request, a relay that copies raw
+ * headers would send both), and a chunked body on a `DELETE` or `OPTIONS` (http-proxy-3 rewrites
+ * those to `Content-Length: 0` and still streams the body, so the body would reach dockerd as a
+ * request of its own; the Docker API has no DELETE with a body).
+ *
+ * @example
+ * ```ts
+ * headProblem('GET', ['Host', 'a', 'Host', 'b'], 0); // 'A request must not carry more than one Host header'
+ * headProblem('DELETE', ['Host', 'a', 'Transfer-Encoding', 'chunked'], -1); // 'A DELETE request must not carry a chunked body'
+ * ```
+ */
+export function headProblem(method: string, rawHeaders: readonly string[], bodyLength: number): string | null {
+  let hosts = 0;
+  for (let index = 0; index < rawHeaders.length; index += 2) {
+    const name = rawHeaders[index] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts += 1;
+  }
+  if (hosts > 1) return 'A request must not carry more than one Host header';
+  if (bodyLength === -1 && (method === 'DELETE' || method === 'OPTIONS')) {
+    return `A ${method} request must not carry a chunked body`;
+  }
+  return null;
+}

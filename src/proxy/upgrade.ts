@@ -2,9 +2,11 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { decide, errorCode, loggablePath, report, track, type ProxyContext } from './context.js';
+import { decide, loggablePath, report, track, type ProxyContext } from './context.js';
 import { writeRawJsonError } from './deny.js';
-import { readRequestInfo } from './request-info.js';
+import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
+import { headProblem, readRequestInfo } from './request-info.js';
+import { upstreamFailureMessage } from './upstream-error.js';
 import { CLOSED_MESSAGE } from './web.js';
 
 const log = createDebug('docker-socket-filter:upgrade');
@@ -97,11 +99,19 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
       return;
     }
 
+    if (target.length > MAX_TARGET_LENGTH) {
+      log('%s (target of %d bytes) -> 414', method, target.length);
+      reportWhenOver(null, false, null, TARGET_TOO_LONG_MESSAGE);
+      refuse(414, TARGET_TOO_LONG_MESSAGE);
+      return;
+    }
+
     const framing = readRequestInfo(req.headers);
-    if (framing.problem !== null) {
-      log('%s %s -> 400 framing: %s', method, loggablePath(target), framing.problem);
-      reportWhenOver(null, false, null, framing.problem);
-      refuse(400, framing.problem);
+    const problem = framing.problem ?? headProblem(method, req.rawHeaders, framing.bodyLength);
+    if (problem !== null) {
+      log('%s %s -> 400 framing: %s', method, loggablePath(target), problem);
+      reportWhenOver(null, false, null, problem);
+      refuse(400, problem);
       return;
     }
 
@@ -210,6 +220,9 @@ function relay(
   const fail = (status: number, message: string): void => {
     phase = 'refused';
     upstream.destroy();
+    // Nothing more goes upstream; writeRawJsonError drains what the client still sends.
+    socket.off('data', onClientData);
+    pending.length = 0;
     if (answered) {
       socket.destroy();
     } else {
@@ -288,8 +301,15 @@ function relay(
   upstream.on('data', onUpstreamData);
   upstream.on('error', (error) => {
     log('upgrade %s %s upstream error: %s', req.method, loggablePath(path), error.message);
-    if (phase === 'request') fail(502, `The Docker daemon is unreachable (${errorCode(error)})`);
-    else socket.destroy();
+    if (phase !== 'request') {
+      socket.destroy();
+      return;
+    }
+    // Settled now, so the 'close' that follows does not answer a second time while the message
+    // is being worded.
+    phase = 'refused';
+    upstream.destroy();
+    void upstreamFailureMessage(error, context.socketPath).then((message) => fail(502, message));
   });
   upstream.on('close', () => {
     if (phase === 'request') fail(502, 'The Docker daemon closed the connection without answering');

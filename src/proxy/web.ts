@@ -2,9 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
-import { decide, errorCode, loggablePath, report, track, type ProxyContext } from './context.js';
+import { decide, loggablePath, report, track, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
-import { readRequestInfo } from './request-info.js';
+import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
+import { headProblem, readRequestInfo } from './request-info.js';
+import { upstreamFailureMessage } from './upstream-error.js';
 
 const log = createDebug('docker-socket-filter:proxy');
 
@@ -54,6 +56,20 @@ const HOP_BY_HOP_RESPONSE = new Set([
   'trailer',
   'upgrade',
 ]);
+
+/**
+ * What an allowed request gets while `FORCE_FETCH_PATH=true` is in the environment: http-proxy-3
+ * then sends every request with `fetch` to `http://localhost:80` (its target's host and port),
+ * ignoring the socket path, so dockerd would not get the request and whatever listens on port 80
+ * would, headers (`X-Registry-Auth`) and body included.
+ *
+ * @example
+ * ```ts
+ * sendJsonError(res, 500, FETCH_PATH_MESSAGE, { close: true });
+ * ```
+ */
+export const FETCH_PATH_MESSAGE =
+  'FORCE_FETCH_PATH=true is set in the environment of the Docker socket filter: requests would not go to the Docker socket; unset it';
 
 const BODY_CONSUMED_MESSAGE =
   'The request body was already read by middleware mounted before docker-socket-filter (a body parser?): ' +
@@ -131,11 +147,20 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       return;
     }
 
+    // Checked before anything reads the target: a multi-kilobyte target is no Docker API call,
+    // and neither `evaluate` nor the log should spend time on one.
+    if (target.length > MAX_TARGET_LENGTH) {
+      log('%s (target of %d bytes) -> 414', method, target.length);
+      refuse(414, TARGET_TOO_LONG_MESSAGE);
+      return;
+    }
+
     const framing = readRequestInfo(req.headers);
-    if (framing.problem !== null) {
-      log('%s %s -> 400 framing: %s', method, loggablePath(target), framing.problem);
+    const problem = framing.problem ?? headProblem(method, req.rawHeaders, framing.bodyLength);
+    if (problem !== null) {
+      log('%s %s -> 400 framing: %s', method, loggablePath(target), problem);
       // The body boundary is in doubt, so nothing more on this connection can be trusted.
-      refuse(400, framing.problem);
+      refuse(400, problem);
       return;
     }
 
@@ -173,6 +198,13 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       return;
     }
 
+    // Read per request: the environment can change after start-up.
+    if (process.env.FORCE_FETCH_PATH === 'true') {
+      log('%s %s -> 500 FORCE_FETCH_PATH is set', method, loggablePath(decision.path));
+      sendJsonError(res, 500, FETCH_PATH_MESSAGE, { close: true });
+      return;
+    }
+
     // http-proxy-3 builds the upstream path from `req.url`; with `toProxy` it takes it verbatim
     // (no URL re-parsing that would resolve `..` or `\`), so what is forwarded is what was decided.
     req.url = decision.path;
@@ -183,7 +215,11 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       log('%s %s upstream error: %s', method, loggablePath(decision.path ?? ''), error.message);
       upstreamFailed = true;
       if (!res.headersSent && !res.destroyed) {
-        sendJsonError(res, 502, `The Docker daemon is unreachable (${errorCode(error)})`, { close: true });
+        void upstreamFailureMessage(error, context.socketPath).then((message) => {
+          // The client may have gone while the message was being worded.
+          if (!res.headersSent && !res.destroyed) sendJsonError(res, 502, message, { close: true });
+          else res.destroy();
+        });
         return;
       }
       // Too late for a status: cut the stream so the client cannot mistake it for a complete one,

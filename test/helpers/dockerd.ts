@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,6 +23,16 @@ export const BUSYBOX_IMAGE = 'dsf-busybox:latest';
 export interface Dockerd {
   readonly socketPath: string;
   readonly directory: string;
+  /** The daemon's process id, or `undefined` while it is halted. */
+  readonly pid: number | undefined;
+  /**
+   * Ends the daemon and keeps its data: `SIGTERM` is a clean stop, `SIGKILL` a crash (the socket
+   * file stays behind, as after a real crash). Resolves once the process has exited.
+   */
+  halt(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts a halted daemon again on the same socket and data; resolves when it answers `/_ping`. */
+  restart(): Promise<void>;
+  /** Removes every container, stops the daemon and deletes its directory. */
   stop(): Promise<void>;
 }
 
@@ -87,6 +97,53 @@ async function tail(file: string): Promise<string> {
     return (await readFile(file, 'utf8')).split('\n').slice(-30).join('\n');
   } catch {
     return '(no log)';
+  }
+}
+
+/**
+ * After dockerd is killed, its containerd dies too (parent-death signal) but, where PID 1 does not
+ * reap orphans (a container without an init), lingers as a zombie whose pid is still in
+ * containerd's pid file: a restarted dockerd takes it for a live containerd, waits for its socket
+ * and gives up. Making sure it is dead and removing the pid file makes the restart start a fresh
+ * one, which finds the containers' shims again.
+ */
+async function forgetContainerd(directory: string): Promise<void> {
+  const pidFile = join(directory, 'exec', 'containerd', 'containerd.pid');
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(pid) && pid > 0) {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const state = await readFile(`/proc/${pid}/stat`, 'utf8').then((text) => text.slice(text.lastIndexOf(')') + 2)[0], () => 'gone');
+      if (state === 'gone' || state === 'Z' || state === 'X') break;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  await rm(pidFile, { force: true });
+}
+
+/**
+ * Kills what a daemon left running under `directory` (containerd, the shims and processes of
+ * containers that were running when it was killed), so no process outlives the test run: a
+ * container whose root file system is deleted under it can spin forever.
+ */
+async function killLeftovers(directory: string): Promise<void> {
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    // containerd and the shims name the directory on their command line; container processes
+    // have their root file system under it.
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    const root = await readlink(`/proc/${entry}/root`).catch(() => '');
+    if (!cmdline.includes(`${directory}/`) && !root.startsWith(`${directory}/`)) continue;
+    try {
+      process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // Gone already.
+    }
   }
 }
 
@@ -166,29 +223,49 @@ export async function startDockerd(): Promise<Dockerd> {
   const directory = await mkdtemp('/tmp/dsf-');
   const socketPath = join(directory, 'docker.sock');
   const logFile = join(directory, 'dockerd.log');
-  const log = createWriteStream(logFile);
+  const log = createWriteStream(logFile, { flags: 'a' });
   await once(log, 'open');
-  const child = spawn(
-    'dockerd',
-    [
-      '--host', `unix://${socketPath}`,
-      '--data-root', join(directory, 'root'),
-      '--exec-root', join(directory, 'exec'),
-      '--pidfile', join(directory, 'docker.pid'),
-      '--iptables=false',
-      '--ip6tables=false',
-      '--bridge=none',
-      '--storage-driver=vfs',
-      // Containers left running at teardown get SIGKILL after 2 s instead of 15.
-      '--shutdown-timeout=2',
-    ],
-    { stdio: ['ignore', log, log] },
-  );
-  const spawnError = new Promise<never>((_, reject) => child.once('error', (error) => reject(new Error(`cannot start dockerd: ${error.message}`))));
-  spawnError.catch(() => undefined);
+  let child: ChildProcess | undefined;
+
+  const running = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
+
+  const launch = async (): Promise<void> => {
+    const daemon = spawn(
+      'dockerd',
+      [
+        '--host', `unix://${socketPath}`,
+        '--data-root', join(directory, 'root'),
+        '--exec-root', join(directory, 'exec'),
+        '--pidfile', join(directory, 'docker.pid'),
+        '--iptables=false',
+        '--ip6tables=false',
+        '--bridge=none',
+        '--storage-driver=vfs',
+        // Containers left running at teardown get SIGKILL after 2 s instead of 15.
+        '--shutdown-timeout=2',
+      ],
+      { stdio: ['ignore', log, log] },
+    );
+    child = daemon;
+    const spawnError = new Promise<never>((_, reject) =>
+      daemon.once('error', (error) => reject(new Error(`cannot start dockerd: ${error.message}`))),
+    );
+    spawnError.catch(() => undefined);
+    await Promise.race([waitForPing(socketPath, daemon, logFile, 60_000), spawnError]);
+  };
+
+  const halt = async (signal: 'SIGTERM' | 'SIGKILL'): Promise<void> => {
+    if (child === undefined || !running()) return;
+    const exited = once(child, 'exit');
+    child.kill(signal);
+    const timer = setTimeout(() => child?.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(timer);
+    if (signal === 'SIGKILL') await forgetContainerd(directory);
+  };
 
   const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
+    if (running()) {
       // Remove containers first: dockerd's own shutdown waits on each running one.
       try {
         const { body } = await dockerRequest(socketPath, 'GET', '/containers/json?all=1');
@@ -198,19 +275,16 @@ export async function startDockerd(): Promise<Dockerd> {
       } catch {
         // dockerd already unusable: kill it anyway.
       }
-      child.kill('SIGTERM');
-      const exited = once(child, 'exit');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(timer);
+      await halt('SIGTERM');
     }
     log.end();
+    await killLeftovers(directory);
     await unmountUnder(directory);
     await rm(directory, { recursive: true, force: true, maxRetries: 3 });
   };
 
   try {
-    await Promise.race([waitForPing(socketPath, child, logFile, 60_000), spawnError]);
+    await launch();
     const configDir = join(directory, 'docker-config');
     await mkdir(configDir, { recursive: true });
     const tar = await buildRootfsTar(directory);
@@ -220,5 +294,17 @@ export async function startDockerd(): Promise<Dockerd> {
     await stop().catch(() => undefined);
     throw error;
   }
-  return { socketPath, directory, stop };
+  return {
+    socketPath,
+    directory,
+    get pid() {
+      return running() ? child?.pid : undefined;
+    },
+    halt,
+    async restart() {
+      if (running()) throw new Error('dockerd is running: halt it first');
+      await launch();
+    },
+    stop,
+  };
 }

@@ -1,7 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { createFilterServer } from '../../src/proxy/server.js';
 
 /** The part of a filter (or a bare proxy) a test server needs. */
 export interface Servable {
@@ -28,12 +29,12 @@ export interface ServedFilter {
 }
 
 /**
- * Serves `filter` the way docs/proxy.md tells embedders to: `requestTimeout: 0`, the handler on
- * `request`, the upgrade handler on `upgrade`. `close` ends every connection, upgraded ones included.
+ * Serves `filter` the way the README tells embedders to: with `createFilterServer` (the handler on
+ * `request`, the upgrade handler on `upgrade`, `requestTimeout: 0`, the header timeout and limits).
+ * `close` ends every connection, upgraded ones included.
  */
 export async function serve(filter: Servable): Promise<ServedFilter> {
-  const server = createServer({ requestTimeout: 0 }, filter.handler);
-  server.on('upgrade', filter.upgrade);
+  const server = createFilterServer(filter);
   const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);

@@ -4,19 +4,17 @@ import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { build } from 'tsup';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import tsupConfig from '../../tsup.config.js';
 import packageJson from '../../package.json' with { type: 'json' };
+import { buildCli } from '../helpers/cli-build.js';
 import { dockerCli, type DockerCli } from '../helpers/docker-cli.js';
 import { BUSYBOX_IMAGE, createContainer, removeContainer } from '../helpers/fixtures.js';
 
-// The bin is built from the current sources with the project's own tsup entry, into a folder of
-// its own (inside the project, so its dependencies resolve from node_modules): a stale or missing
-// dist/ can neither fail nor fake this suite, and a concurrent `npm run build` is not disturbed.
-const BUILD_DIR = resolve('node_modules/.cache', `dsf-cli-test-${process.pid}`);
-const CLI = join(BUILD_DIR, 'cli.js');
+// The bin is built from the current sources (helpers/cli-build.ts): a stale or missing dist/ can
+// neither fail nor fake this suite.
+let CLI: string;
+let disposeCli: (() => Promise<void>) | undefined;
 
 let dockerSocket: string;
 let work: string;
@@ -27,10 +25,9 @@ const clis = new Set<DockerCli>();
 beforeAll(async () => {
   dockerSocket = inject('dockerSocket');
   work = await mkdtemp(join(tmpdir(), 'dsf-clibin-'));
-  const configs = Array.isArray(tsupConfig) ? tsupConfig : [tsupConfig];
-  const cliConfig = configs.find((c) => typeof c === 'object' && c.entry !== undefined && 'cli' in (c.entry as object));
-  if (cliConfig === undefined || typeof cliConfig !== 'object') throw new Error('tsup.config.ts has no `cli` entry');
-  await build({ ...cliConfig, outDir: BUILD_DIR, config: false, silent: true, clean: true, sourcemap: false });
+  const cli = await buildCli('clibin');
+  CLI = cli.path;
+  disposeCli = cli.dispose;
 });
 
 afterEach(async () => {
@@ -48,7 +45,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await rm(BUILD_DIR, { recursive: true, force: true });
+  await disposeCli?.();
   if (work !== undefined) await rm(work, { recursive: true, force: true });
 });
 
@@ -297,6 +294,9 @@ describe('bad configuration: one line on stderr, exit 2', () => {
     ['a bad LOG_LEVEL', [], { LOG_LEVEL: 'verbose' }, 'docker-socket-filter: `LOG_LEVEL=verbose` is not a level: use one of debug, info, notice, warning, err, crit, alert, emerg\n'],
     ['an unknown PRESET', [], { PRESET: 'haproxy' }, 'docker-socket-filter: `PRESET=haproxy` is not a preset: use tecnativa or linuxserver\n'],
     ['a bad listen address', ['--listen', '::1:2375'], {}, 'docker-socket-filter: --listen `::1:2375`: write an IPv6 address in brackets, as [::1]:2375\n'],
+    ['a bad connection limit', ['--max-connections', 'many'], {}, 'docker-socket-filter: --max-connections `many`: expected a number of connections from 0 (no limit) to 1000000\n'],
+    ['a bad MAX_CONNECTIONS', [], { MAX_CONNECTIONS: '-1' }, 'docker-socket-filter: MAX_CONNECTIONS `-1`: expected a number of connections from 0 (no limit) to 1000000\n'],
+    ['FORCE_FETCH_PATH=true (http-proxy-3 would bypass SOCKET_PATH)', ['--listen', '127.0.0.1:0'], { FORCE_FETCH_PATH: 'true' }, 'docker-socket-filter: FORCE_FETCH_PATH=true would make the proxy send requests to localhost:80 instead of SOCKET_PATH: unset it\n'],
   ])('%s', async (_name, args, env, stderr) => {
     expect(await run(args, env)).toEqual({ code: 2, stdout: '', stderr });
   });
@@ -394,10 +394,11 @@ describe('shutdown', () => {
     running.child.kill('SIGTERM');
     const exit = await running.exit();
     const elapsed = Date.now() - signalled;
-    expect(exit).toEqual({ code: 0, signal: null });
+    // The guard's log goes with every assertion: a failure here must say what the guard did.
+    expect(exit, running.stderr()).toEqual({ code: 0, signal: null });
     // The grace period (1 s) is waited out for the stream, then it is cut.
-    expect(elapsed).toBeGreaterThanOrEqual(900);
-    expect(elapsed).toBeLessThan(8_000);
+    expect(elapsed, running.stderr()).toBeGreaterThanOrEqual(900);
+    expect(elapsed, running.stderr()).toBeLessThan(8_000);
     await eventsClosed;
     expect(events.exitCode !== null || events.signalCode !== null).toBe(true);
     expect(running.stderr()).toMatch(/level=info msg=stopping signal=SIGTERM grace_s=1\n/);
@@ -406,16 +407,40 @@ describe('shutdown', () => {
 
   it('SIGTERM lets an in-flight request finish and refuses new connections meanwhile', async () => {
     const { running, port } = await serve(['--listen', '127.0.0.1:0', '--grace', '20'], { CONTAINERS: '1', POST: '1' });
-    const id = await createContainer(dockerSocket, ['sh', '-c', 'sleep 2; exit 3'], { start: true });
+    // The container exits when told to (USR1), so the request is still in flight for as long as the
+    // test needs, whatever the machine's load.
+    const id = await createContainer(dockerSocket, ['sh', '-c', 'trap "exit 3" USR1; while :; do sleep 0.1; done'], { start: true });
     try {
-      const cli = docker(`tcp://127.0.0.1:${port}`);
-      const waiting = cli.run(['wait', id]);
-      // `docker wait` is in flight (dockerd answers only when the container exits).
-      await new Promise((r) => setTimeout(r, 700));
+      // In flight for sure: dockerd answered the head of `wait` and holds the body until the exit.
+      // (A docker CLI started a moment before SIGTERM may not have connected yet: it would then be
+      // refused, which is this test's race, not the guard's.)
+      const waiting = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+        request({ host: '127.0.0.1', port, method: 'POST', path: `/v1.41/containers/${id}/wait`, agent: false }, resolve)
+          .on('error', reject)
+          .end();
+      });
+      expect(waiting.statusCode).toBe(200);
+      let body = '';
+      waiting.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      const ended = new Promise<boolean>((resolve) => waiting.once('close', () => resolve(waiting.complete)));
+
       running.child.kill('SIGTERM');
       await running.line(/msg=stopping/);
       expect(await connectRefused(port)).toBe('ECONNREFUSED');
-      expect(await waiting).toMatchObject({ code: 0, stdout: '3\n' });
+      expect(running.child.exitCode).toBeNull();
+
+      // The container exits: the in-flight answer is delivered whole, then the guard exits.
+      const killed = await new Promise<number>((resolve, reject) => {
+        request({ socketPath: dockerSocket, method: 'POST', path: `/containers/${id}/kill?signal=USR1` }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(killed).toBe(204);
+      expect(await ended).toBe(true);
+      expect(JSON.parse(body)).toMatchObject({ StatusCode: 3 });
       expect(await running.exit()).toEqual({ code: 0, signal: null });
       expect(running.stderr()).toMatch(/msg=stopped cut_connections=0\n/);
     } finally {
