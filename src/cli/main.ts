@@ -198,11 +198,6 @@ async function checkDockerSocket(socketPath: string, logger: Logger): Promise<vo
 
 async function serve(config: CliConfig, io: Required<Omit<CliIo, 'signals'>>, signals: NodeJS.EventEmitter): Promise<number> {
   const logger = createLogger({ level: config.logLevel, write: io.stderr });
-  // http-proxy-3 reads this variable on every request and then sends requests with `fetch` to TCP
-  // localhost:80, not to SOCKET_PATH; the proxy refuses every allowed request while it is set.
-  if (process.env.FORCE_FETCH_PATH === 'true') {
-    return fatal(io, 'FORCE_FETCH_PATH=true would make the proxy send requests to localhost:80 instead of SOCKET_PATH: unset it');
-  }
   try {
     await checkDockerSocket(config.socketPath, logger);
   } catch (error) {

@@ -1,5 +1,4 @@
 import type { Agent } from 'node:http';
-import type { ProxyServer } from 'http-proxy-3';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate } from '../policy/evaluate.js';
 import type { Decision, RequestInfo } from '../policy/types.js';
@@ -11,14 +10,13 @@ export type { Evaluate };
  *
  * @example
  * ```ts
- * const context: ProxyContext = { evaluate, socketPath, agent, proxy, closed: false, open: new Set() };
+ * const context: ProxyContext = { evaluate, socketPath, agent, closed: false, open: new Set() };
  * ```
  */
 export interface ProxyContext {
   readonly evaluate: Evaluate;
   readonly socketPath: string;
   readonly agent: Agent;
-  readonly proxy: ProxyServer;
   /** Told once per request when it is over; see `report`. */
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
   closed: boolean;

@@ -82,9 +82,10 @@ export function readRequestInfo(headers: IncomingHttpHeaders): RequestFraming {
 /**
  * Why a request's head is refused beyond its framing, or `null`: more than one `Host` header (RFC
  * 9112 requires a 400; Node keeps the first, dockerd refuses the request, a relay that copies raw
- * headers would send both), and a chunked body on a `DELETE` or `OPTIONS` (http-proxy-3 rewrites
- * those to `Content-Length: 0` and still streams the body, so the body would reach dockerd as a
- * request of its own; the Docker API has no DELETE with a body).
+ * headers would send both), and a chunked body on a `DELETE` or `OPTIONS` (the Docker API has no
+ * DELETE with a body, and proxies disagree on such bodies: http-proxy-3 rewrote them to
+ * `Content-Length: 0` while still streaming the body, which then reached dockerd as a request of its
+ * own).
  *
  * @example
  * ```ts

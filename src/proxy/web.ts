@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
 import { decide, loggablePath, report, track, type ProxyContext } from './context.js';
@@ -7,6 +6,7 @@ import { sendJsonError } from './deny.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 import { headProblem, readRequestInfo } from './request-info.js';
 import { upstreamFailureMessage } from './upstream-error.js';
+import { forwardRequest } from './forward.js';
 
 const log = createDebug('docker-socket-filter:proxy');
 
@@ -46,31 +46,6 @@ const UPGRADE_MESSAGE =
 // is answered by Node's server already; forwarding it would make dockerd send a second 100.
 const HOP_BY_HOP_REQUEST = ['connection', 'keep-alive', 'proxy-connection', 'expect', 'te'];
 
-// Node frames the response to the client itself (chunked or Content-Length); copying dockerd's
-// framing or connection headers would contradict it.
-const HOP_BY_HOP_RESPONSE = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'trailer',
-  'upgrade',
-]);
-
-/**
- * What an allowed request gets while `FORCE_FETCH_PATH=true` is in the environment: http-proxy-3
- * then sends every request with `fetch` to `http://localhost:80` (its target's host and port),
- * ignoring the socket path, so dockerd would not get the request and whatever listens on port 80
- * would, headers (`X-Registry-Auth`) and body included.
- *
- * @example
- * ```ts
- * sendJsonError(res, 500, FETCH_PATH_MESSAGE, { close: true });
- * ```
- */
-export const FETCH_PATH_MESSAGE =
-  'FORCE_FETCH_PATH=true is set in the environment of the Docker socket filter: requests would not go to the Docker socket; unset it';
-
 const BODY_CONSUMED_MESSAGE =
   'The request body was already read by middleware mounted before docker-socket-filter (a body parser?): ' +
   'mount the filter before any body parser, or on a path no body parser sees';
@@ -88,7 +63,7 @@ function bodyAlreadyConsumed(req: IncomingMessage, bodyLength: number): boolean 
 
 /**
  * Builds the request handler of a proxy: decide on the request as received, answer denials with
- * Docker-style JSON, forward the rest through http-proxy-3 with exactly the decided path.
+ * Docker-style JSON, forward the rest (see `forwardRequest`) on exactly the decided path.
  *
  * @example
  * ```ts
@@ -198,21 +173,13 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       return;
     }
 
-    // Read per request: the environment can change after start-up.
-    if (process.env.FORCE_FETCH_PATH === 'true') {
-      log('%s %s -> 500 FORCE_FETCH_PATH is set', method, loggablePath(decision.path));
-      sendJsonError(res, 500, FETCH_PATH_MESSAGE, { close: true });
-      return;
-    }
-
-    // http-proxy-3 builds the upstream path from `req.url`; with `toProxy` it takes it verbatim
-    // (no URL re-parsing that would resolve `..` or `\`), so what is forwarded is what was decided.
-    req.url = decision.path;
+    // The decided canonical target goes upstream verbatim: what is forwarded is what was decided.
+    const path = decision.path;
     for (const name of HOP_BY_HOP_REQUEST) delete req.headers[name];
 
     track(context.open, res);
     const onError = (error: Error): void => {
-      log('%s %s upstream error: %s', method, loggablePath(decision.path ?? ''), error.message);
+      log('%s %s upstream error: %s', method, loggablePath(path), error.message);
       upstreamFailed = true;
       if (!res.headersSent && !res.destroyed) {
         void upstreamFailureMessage(error, context.socketPath).then((message) => {
@@ -232,45 +199,10 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       );
     };
     try {
-      context.proxy.web(req, res, onError);
+      forwardRequest(context.agent, context.socketPath, req, res, path, framing.bodyLength, onError);
     } catch (error) {
-      // proxy.web throws synchronously on some malformed inputs instead of calling back.
+      // http.request throws synchronously for a path or header it refuses to send.
       onError(error instanceof Error ? error : new Error(String(error)));
     }
   };
-}
-
-/**
- * Writes dockerd's response head at once and streams its body. Registered as http-proxy-3's
- * `proxyRes` listener with `selfHandleResponse`, because the library only sends the head with the
- * first body byte: `/containers/<id>/wait` sends a head and then nothing until the container exits,
- * and a client that waits for the head before starting the container deadlocks.
- *
- * @example
- * ```ts
- * proxy.on('proxyRes', relayResponse);
- * ```
- */
-export function relayResponse(
-  proxyRes: IncomingMessage,
-  _req: IncomingMessage,
-  res: ServerResponse,
-): void {
-  if (res.destroyed) {
-    proxyRes.destroy();
-    return;
-  }
-  const headers: string[] = [];
-  const raw = proxyRes.rawHeaders;
-  for (let index = 0; index + 1 < raw.length; index += 2) {
-    const name = raw[index] as string;
-    if (!HOP_BY_HOP_RESPONSE.has(name.toLowerCase())) headers.push(name, raw[index + 1] as string);
-  }
-  res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
-  res.flushHeaders();
-  // pipeline destroys the other side when either fails: a client that goes away aborts the upstream
-  // request, and dockerd dying mid-stream breaks the client's stream instead of ending it cleanly.
-  pipeline(proxyRes, res, (error) => {
-    if (error) log('response stream ended early: %s', error.message);
-  });
 }

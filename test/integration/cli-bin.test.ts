@@ -296,7 +296,6 @@ describe('bad configuration: one line on stderr, exit 2', () => {
     ['a bad listen address', ['--listen', '::1:2375'], {}, 'docker-socket-filter: --listen `::1:2375`: write an IPv6 address in brackets, as [::1]:2375\n'],
     ['a bad connection limit', ['--max-connections', 'many'], {}, 'docker-socket-filter: --max-connections `many`: expected a number of connections from 0 (no limit) to 1000000\n'],
     ['a bad MAX_CONNECTIONS', [], { MAX_CONNECTIONS: '-1' }, 'docker-socket-filter: MAX_CONNECTIONS `-1`: expected a number of connections from 0 (no limit) to 1000000\n'],
-    ['FORCE_FETCH_PATH=true (http-proxy-3 would bypass SOCKET_PATH)', ['--listen', '127.0.0.1:0'], { FORCE_FETCH_PATH: 'true' }, 'docker-socket-filter: FORCE_FETCH_PATH=true would make the proxy send requests to localhost:80 instead of SOCKET_PATH: unset it\n'],
   ])('%s', async (_name, args, env, stderr) => {
     expect(await run(args, env)).toEqual({ code: 2, stdout: '', stderr });
   });
