@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
 import { buildCli } from '../helpers/cli-build.js';
@@ -111,6 +111,27 @@ function start(args: readonly string[], env: Record<string, string | undefined> 
 }
 
 /** Runs the bin to completion (commands that exit on their own). */
+/**
+ * Adds the search (x) bit for others on every ancestor directory of `paths` that lacks it; returns
+ * a function that puts the original modes back.
+ */
+async function letOthersTraverse(paths: readonly string[]): Promise<() => Promise<void>> {
+  const changed = new Map<string, number>();
+  for (const path of paths) {
+    for (let dir = dirname(path); ; dir = dirname(dir)) {
+      const { mode } = await stat(dir);
+      if ((mode & 0o001) === 0 && !changed.has(dir)) {
+        changed.set(dir, mode & 0o7777);
+        await chmod(dir, (mode & 0o7777) | 0o001);
+      }
+      if (dir === dirname(dir)) break;
+    }
+  }
+  return async () => {
+    for (const [dir, mode] of changed) await chmod(dir, mode);
+  };
+}
+
 async function run(args: readonly string[], env: Record<string, string | undefined> = {}, options: { uid?: number; gid?: number } = {}) {
   const running = start(args, env, options);
   const { code } = await running.exit();
@@ -323,7 +344,15 @@ describe('bad configuration: one line on stderr, exit 2', () => {
     const server = createServer((socket) => socket.end());
     await listenOn(server, sock);
     await chmod(sock, 0o600);
-    const result = await run(['--listen', '127.0.0.1:0'], { SOCKET_PATH: sock }, { uid: 65534, gid: 65534 });
+    // uid 65534 must reach the built bin and node itself: a checkout under a 0700 directory (mktemp
+    // -d) would make this fail for the wrong reason, so grant traverse on the ancestors meanwhile.
+    const restore = await letOthersTraverse([CLI, process.execPath]);
+    let result: Awaited<ReturnType<typeof run>>;
+    try {
+      result = await run(['--listen', '127.0.0.1:0'], { SOCKET_PATH: sock }, { uid: 65534, gid: 65534 });
+    } finally {
+      await restore();
+    }
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
       `docker-socket-filter: SOCKET_PATH=${sock} is not accessible to uid 65534: add the socket's group (docker run --group-add <gid>)\n`,
