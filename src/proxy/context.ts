@@ -1,4 +1,5 @@
 import type { Agent } from 'node:http';
+import type { Debugger } from 'debug';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate } from '../policy/evaluate.js';
 import type { Decision, RequestInfo } from '../policy/types.js';
@@ -50,6 +51,37 @@ export function decide(
       path: null,
     };
   }
+}
+
+/**
+ * `decide`, plus the one debug line per decision (`docker-socket-filter:proxy`, path without its
+ * query). The line is only built when that namespace is enabled: this runs for every request.
+ *
+ * @example
+ * ```ts
+ * const decision = decideAndLog(context, log, 'GET', '/_ping', { upgrade: false, bodyLength: 0 });
+ * ```
+ */
+export function decideAndLog(
+  context: ProxyContext,
+  log: Debugger,
+  method: string,
+  target: string,
+  request: { readonly upgrade: boolean; readonly bodyLength: number },
+): Decision {
+  const decision = decide(context.evaluate, method, target, request);
+  if (log.enabled) {
+    log(
+      '%s%s %s -> %s %d rule=%s',
+      request.upgrade ? 'upgrade ' : '',
+      method,
+      loggablePath(decision.path ?? target),
+      decision.allowed ? 'allow' : 'deny',
+      decision.status,
+      decision.rule,
+    );
+  }
+  return decision;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { decide, loggablePath, report, track, type ProxyContext } from './context.js';
+import { decideAndLog, loggablePath, report, track, type ProxyContext } from './context.js';
 import { writeRawJsonError } from './deny.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 import { headProblem, readRequestInfo } from './request-info.js';
@@ -117,18 +117,10 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
 
     // Node only emits 'upgrade' for what it parsed as an upgrade, so this is always an upgrade:
     // decide on it as one (an upgrade is a write), whatever the headers' exact spelling.
-    const decision = decide(context.evaluate, method, target, {
+    const decision = decideAndLog(context, log, method, target, {
       upgrade: true,
       bodyLength: framing.bodyLength,
     });
-    log(
-      'upgrade %s %s -> %s %d rule=%s',
-      method,
-      loggablePath(decision.path ?? target),
-      decision.allowed ? 'allow' : 'deny',
-      decision.status,
-      decision.rule,
-    );
     reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
     if (!decision.allowed || decision.path === null) {
       refuse(decision.allowed ? 400 : decision.status, decision.reason);

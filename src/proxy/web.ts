@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
-import { decide, loggablePath, report, track, type ProxyContext } from './context.js';
+import { decideAndLog, loggablePath, report, track, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 import { headProblem, readRequestInfo } from './request-info.js';
@@ -148,18 +148,10 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       return;
     }
 
-    const decision = decide(context.evaluate, method, target, {
+    const decision = decideAndLog(context, log, method, target, {
       upgrade: false,
       bodyLength: framing.bodyLength,
     });
-    log(
-      '%s %s -> %s %d rule=%s',
-      method,
-      loggablePath(decision.path ?? target),
-      decision.allowed ? 'allow' : 'deny',
-      decision.status,
-      decision.rule,
-    );
     reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
     if (!decision.allowed || decision.path === null) {
       // A refused request's body is drained by Node, keeping the connection usable for the next one.
