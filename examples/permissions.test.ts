@@ -21,12 +21,24 @@ describe('Traefik may discover containers and nothing else', () => {
   });
 });
 
+test('a custom policy for Traefik: list containers and read events, nothing else', () => {
+  const traefikOnly = createSocketFilter({
+    policy: definePolicy({
+      name: 'traefik',
+      allow: ['GET /containers/json', 'GET /containers/*/json', 'GET /events', 'GET,HEAD /_ping', 'GET /version'],
+    }),
+  });
+  expect(traefikOnly.evaluate('GET', '/v1.41/containers/web/json').allowed).toBe(true);
+  expect(traefikOnly.evaluate('GET', '/v1.41/containers/web/logs').allowed).toBe(false);
+  expect(traefikOnly.evaluate('GET', '/v1.41/containers/parent/alias/json').allowed).toBe(false);
+});
+
 test('the deploy job may start and stop, nothing may exec', () => {
   const deploy = createSocketFilter({
     policy: definePolicy({
       extends: tecnativaPreset({ CONTAINERS: '1' }),
       allow: ['POST /containers/*/start', 'POST /containers/*/stop'],
-      deny: ['* /containers/*/exec', '* /exec/**'],
+      deny: ['* /containers/*/exec', '* /exec/**', '* /containers/*/archive'],
     }),
   });
   expect(deploy.evaluate('POST', '/v1.41/containers/web/start').allowed).toBe(true);

@@ -12,6 +12,7 @@ import { createSocketFilter, tecnativaPreset, type SocketFilter } from '../../sr
 import { expressSocketFilter, mountUpgrade } from '../../src/adapters/express.js';
 import { koaSocketFilter } from '../../src/adapters/koa.js';
 import { dockerCli, type DockerCli } from '../helpers/docker-cli.js';
+import { serve, type ServedFilter } from '../helpers/filter-server.js';
 import { containerState, createContainer, removeContainer } from '../helpers/fixtures.js';
 import { httpRequest, rawExchange } from '../helpers/raw-http.js';
 
@@ -225,3 +226,40 @@ async function fetchExecCount(socketPath: string, id: string): Promise<number> {
   const { body } = await dockerRequest(socketPath, 'GET', `/containers/${id}/json`);
   return ((JSON.parse(body) as { ExecIDs: string[] | null }).ExecIDs ?? []).length;
 }
+
+describe('two filters in one process, on two listeners', () => {
+  const socketPath = inject('dockerSocket');
+  let readOnly: ServedFilter;
+  let writer: ServedFilter;
+  let readOnlyCli: DockerCli;
+  let writerCli: DockerCli;
+
+  beforeAll(async () => {
+    readOnly = await serve(createSocketFilter({ policy: tecnativaPreset({ VOLUMES: '1' }), socketPath }));
+    writer = await serve(createSocketFilter({ policy: tecnativaPreset({ VOLUMES: '1', POST: '1' }), socketPath }));
+    readOnlyCli = dockerCli(readOnly.dockerHost);
+    writerCli = dockerCli(writer.dockerHost);
+  });
+
+  afterAll(async () => {
+    await writerCli?.run(['volume', 'rm', '-f', 'dsf-two-filters']);
+    await readOnly?.close();
+    await writer?.close();
+    readOnlyCli?.dispose();
+    writerCli?.dispose();
+  });
+
+  test('each listener enforces its own policy, interleaved', async () => {
+    const denied = await readOnlyCli.run(['volume', 'create', 'dsf-two-filters']);
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toContain('needs POST=1');
+    const created = await writerCli.run(['volume', 'create', 'dsf-two-filters']);
+    expect(created).toMatchObject({ code: 0, stdout: 'dsf-two-filters\n' });
+    const listed = await readOnlyCli.run(['volume', 'ls', '--format', '{{.Name}}']);
+    expect(listed.stdout.split('\n')).toContain('dsf-two-filters');
+    const removeDenied = await readOnlyCli.run(['volume', 'rm', 'dsf-two-filters']);
+    expect(removeDenied.code).not.toBe(0);
+    const removed = await writerCli.run(['volume', 'rm', 'dsf-two-filters']);
+    expect(removed.code).toBe(0);
+  });
+});
