@@ -9,6 +9,15 @@ export default defineConfig({
   test: {
     projects: [
       {
+        // Examples import the package by its name, as users do; test them against the sources so a
+        // stale or missing dist/ can neither fail nor fake them.
+        resolve: {
+          alias: [
+            { find: /^docker-socket-filter\/express$/, replacement: new URL('./src/adapters/express.ts', import.meta.url).pathname },
+            { find: /^docker-socket-filter\/koa$/, replacement: new URL('./src/adapters/koa.ts', import.meta.url).pathname },
+            { find: /^docker-socket-filter$/, replacement: new URL('./src/index.ts', import.meta.url).pathname },
+          ],
+        },
         test: {
           name: 'unit',
           // examples/*.test.ts are daemon-less policy tests users copy into their projects.
