@@ -148,3 +148,26 @@ export function report(context: ProxyContext, event: RequestEvent): void {
     // Ignored by contract: logging must not change what the client gets.
   }
 }
+
+/**
+ * Arranges the one `onRequest` event of a request for when `stream` (the response, or the hijacked
+ * client socket) closes: the end of the answer or of the stream. `status` is read then, since what the
+ * client got is only known at the end. Nothing is arranged without an `onRequest`.
+ *
+ * @example
+ * ```ts
+ * reportWhenClosed(context, res, started, { method, path, allowed, rule, reason, upgrade: false }, () => res.statusCode);
+ * ```
+ */
+export function reportWhenClosed(
+  context: ProxyContext,
+  stream: { once(event: 'close', listener: () => void): unknown },
+  started: number,
+  fields: Omit<RequestEvent, 'status' | 'durationMs'>,
+  status: () => number,
+): void {
+  if (context.onRequest === undefined) return;
+  stream.once('close', () => {
+    report(context, { ...fields, status: status(), durationMs: performance.now() - started });
+  });
+}

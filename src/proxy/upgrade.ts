@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { decideAndLog, loggablePath, report, track, type ProxyContext } from './context.js';
+import { decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
 import { writeRawJsonError } from './deny.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 import { headProblem, readRequestInfo } from './request-info.js';
@@ -67,26 +67,12 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
       socket.destroy();
     });
     // One event per request, when the client's connection is over (for a joined stream: its end).
-    const reportWhenOver = (
-      path: string | null,
-      allowed: boolean,
-      rule: string | null,
-      reason: string,
-    ): void => {
+    const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
       if (context.onRequest === undefined) return;
-      socket.once('close', () => {
-        report(context, {
-          method,
-          path,
-          allowed,
-          rule,
-          reason,
-          // 499 (nginx's "client closed request"): the client left before any answer.
-          status: outcome.status ?? 499,
-          durationMs: performance.now() - started,
-          upgrade: true,
-        });
-      });
+      reportWhenClosed(context, socket, started, { method, path, allowed, rule, reason, upgrade: true }, () =>
+        // 499 (nginx's "client closed request"): the client left before any answer.
+        outcome.status ?? 499,
+      );
     };
     const refuse = (status: number, message: string): void => {
       outcome.status = status;

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
-import { decideAndLog, loggablePath, report, track, type ProxyContext } from './context.js';
+import { decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 import { headProblem, readRequestInfo } from './request-info.js';
@@ -91,26 +91,12 @@ export function createWebHandler(context: ProxyContext): WebHandler {
     const started = performance.now();
     let upstreamFailed = false;
     // One event per request, when the client's response is over (sent, streamed, or cut).
-    const reportWhenOver = (
-      path: string | null,
-      allowed: boolean,
-      rule: string | null,
-      reason: string,
-    ): void => {
+    const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
       if (context.onRequest === undefined) return;
-      res.once('close', () => {
-        report(context, {
-          method,
-          path,
-          allowed,
-          rule,
-          reason,
-          // 499 (nginx's "client closed request"): the client left before any answer was sent.
-          status: res.headersSent ? res.statusCode : upstreamFailed ? 502 : 499,
-          durationMs: performance.now() - started,
-          upgrade: false,
-        });
-      });
+      reportWhenClosed(context, res, started, { method, path, allowed, rule, reason, upgrade: false }, () =>
+        // 499 (nginx's "client closed request"): the client left before any answer was sent.
+        res.headersSent ? res.statusCode : upstreamFailed ? 502 : 499,
+      );
     };
     const refuse = (status: number, message: string): void => {
       reportWhenOver(null, false, null, message);
