@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { waitForLine } from './child-lines.js';
 
 const PROBE_SCRIPT = fileURLToPath(new URL('./guard-probe.mjs', import.meta.url));
 
@@ -105,34 +106,7 @@ export async function startGuard(
     pending.delete(message.id);
   });
 
-  const line = (pattern: RegExp, timeoutMs = 15_000): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const look = (): boolean => {
-        const found = err.split('\n').find((text) => pattern.test(text));
-        if (found === undefined) return false;
-        cleanup();
-        resolve(found);
-        return true;
-      };
-      const onExit = (): void => {
-        if (look()) return;
-        cleanup();
-        reject(new Error(`the guard exited before printing ${pattern}; stderr:\n${err}`));
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`no line ${pattern} within ${timeoutMs} ms; stderr:\n${err}`));
-      }, timeoutMs);
-      const onData = (): void => void look();
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        child.stderr?.off('data', onData);
-        child.off('exit', onExit);
-      };
-      child.stderr?.on('data', onData);
-      child.once('exit', onExit);
-      look();
-    });
+  const line = (pattern: RegExp, timeoutMs?: number): Promise<string> => waitForLine(child, () => err, pattern, timeoutMs);
 
   const probe = (options: { gc?: boolean } = {}): Promise<GuardProbe> =>
     new Promise((resolve, reject) => {

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
 import { buildCli } from '../helpers/cli-build.js';
+import { waitForLine } from '../helpers/child-lines.js';
 import { dockerCli, type DockerCli } from '../helpers/docker-cli.js';
 import { BUSYBOX_IMAGE, createContainer, removeContainer } from '../helpers/fixtures.js';
 
@@ -78,39 +79,10 @@ function start(args: readonly string[], env: Record<string, string | undefined> 
     stdout: () => out,
     stderr: () => err,
     exit: () => exited,
-    line(pattern, timeoutMs = 15_000) {
-      return new Promise((resolve, reject) => {
-        const look = (): boolean => {
-          const found = err.split('\n').find((l) => pattern.test(l));
-          if (found === undefined) return false;
-          cleanup();
-          resolve(found);
-          return true;
-        };
-        const onExit = (): void => {
-          if (look()) return;
-          cleanup();
-          reject(new Error(`exited before printing ${pattern}; stderr:\n${err}`));
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`no line ${pattern} within ${timeoutMs} ms; stderr:\n${err}`));
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          child.stderr?.off('data', onData);
-          child.off('close', onExit);
-        };
-        const onData = (): void => void look();
-        child.stderr?.on('data', onData);
-        child.once('close', onExit);
-        look();
-      });
-    },
+    line: (pattern, timeoutMs) => waitForLine(child, () => err, pattern, timeoutMs),
   };
 }
 
-/** Runs the bin to completion (commands that exit on their own). */
 /**
  * Adds the search (x) bit for others on every ancestor directory of `paths` that lacks it; returns
  * a function that puts the original modes back.
@@ -132,6 +104,7 @@ async function letOthersTraverse(paths: readonly string[]): Promise<() => Promis
   };
 }
 
+/** Runs the bin to completion (commands that exit on their own). */
 async function run(args: readonly string[], env: Record<string, string | undefined> = {}, options: { uid?: number; gid?: number } = {}) {
   const running = start(args, env, options);
   const { code } = await running.exit();

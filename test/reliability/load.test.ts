@@ -3,6 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createContainer, removeContainer } from '../helpers/fixtures.js';
 import { startGuard, type Guard, type GuardProbe } from '../helpers/guard.js';
+import { seededRandom } from '../helpers/fuzz-heads.js';
 import { FULL, SIZE } from '../helpers/reliability-size.js';
 
 // Many concurrent connections mixing allowed, denied and streaming requests through one guard
@@ -162,17 +163,6 @@ function run(port: number, agent: Agent, step: Step): Promise<string | undefined
     });
     req.end();
   });
-}
-
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('load', () => {
