@@ -1,8 +1,8 @@
-import type { Agent } from 'node:http';
 import type { Debugger } from 'debug';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate } from '../policy/evaluate.js';
 import type { Decision, RequestInfo } from '../policy/types.js';
+import type { UpstreamPool } from './pool.js';
 
 export type { Evaluate };
 
@@ -11,13 +11,14 @@ export type { Evaluate };
  *
  * @example
  * ```ts
- * const context: ProxyContext = { evaluate, socketPath, agent, closed: false, open: new Set() };
+ * const context: ProxyContext = { evaluate, socketPath, pool, onRequest: undefined, closed: false, open: new Set() };
  * ```
  */
 export interface ProxyContext {
   readonly evaluate: Evaluate;
   readonly socketPath: string;
-  readonly agent: Agent;
+  /** Keep-alive connections to dockerd for plain requests (upgrades get their own). */
+  readonly pool: UpstreamPool;
   /** Told once per request when it is over; see `report`. */
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
   closed: boolean;

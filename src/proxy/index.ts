@@ -1,6 +1,6 @@
-import { Agent } from 'node:http';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate, ProxyContext } from './context.js';
+import { createUpstreamPool } from './pool.js';
 import { createUpgradeHandler, type UpgradeHandler } from './upgrade.js';
 import { createWebHandler, type WebHandler } from './web.js';
 
@@ -21,6 +21,8 @@ export {
 
 /** How long an idle pooled connection to dockerd is kept for the next request. */
 const UPSTREAM_IDLE_TIMEOUT_MS = 5_000;
+/** Idle connections to dockerd kept at most (Node's agent keeps 256 too). */
+const UPSTREAM_MAX_IDLE = 256;
 
 /**
  * Options of `createProxy`.
@@ -78,19 +80,15 @@ export interface Proxy {
  * ```
  */
 export function createProxy(options: ProxyOptions): Proxy {
-  // Without a keep-alive agent each request sends `Connection: close`; dockerd then answers and
-  // closes before a streamed request body is finished, and Node reports EPIPE for a request dockerd
-  // carried out.
-  // `timeout` closes a pooled connection after it has been idle that long (Node's agent applies it
-  // to free sockets only; a request in flight just gets a 'timeout' event nobody acts on, so
-  // `events` and `logs -f` are not cut). Without it, the connections opened for a burst of requests
-  // stay open for as long as the guard runs: dockerd 20.10 never closes idle ones.
-  const agent = new Agent({ keepAlive: true, timeout: UPSTREAM_IDLE_TIMEOUT_MS });
+  // Connections to dockerd are kept alive and reused: opening one per request costs dockerd a
+  // goroutine and us a connect. Idle ones are closed after a while, since dockerd 20.10 never closes
+  // them itself and a burst would otherwise leave its connections open for as long as the guard runs.
+  const pool = createUpstreamPool(options.socketPath, { idleTimeoutMs: UPSTREAM_IDLE_TIMEOUT_MS, maxIdle: UPSTREAM_MAX_IDLE });
   const context: ProxyContext = {
     evaluate: options.evaluate,
     socketPath: options.socketPath,
     onRequest: options.onRequest,
-    agent,
+    pool,
     closed: false,
     open: new Set(),
   };
@@ -100,7 +98,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     upgrade: createUpgradeHandler(context),
     close() {
       context.closed = true;
-      agent.destroy();
+      pool.destroy();
       for (const stream of context.open) stream.destroy();
       context.open.clear();
       return new Promise((resolve) => setImmediate(resolve));

@@ -41,8 +41,8 @@ export async function upstreamFailureMessage(error: Error, socketPath: string): 
     case 'ECONNRESET':
     case 'EPIPE':
       return `The Docker daemon is unreachable: it closed the connection before answering (${code})`;
-    case 'ERR_DSF_FRAMING_CHANGED':
-      // Not dockerd's failure: the filter stopped the request itself (see framingKept).
+    case 'ERR_DSF_BAD_RESPONSE':
+      // dockerd answered, but with something the forwarder refuses to relay (see parseResponseHead).
       return error.message;
     default:
       return `The Docker daemon is unreachable (${code})`;

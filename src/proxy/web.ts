@@ -42,10 +42,6 @@ const UPGRADE_MESSAGE =
   'This request asks to upgrade the connection, which the request handler cannot do: ' +
   "attach the filter's `upgrade` function to the server's 'upgrade' event";
 
-// Hop-by-hop request headers describe the client's connection to us, not ours to dockerd. `expect`
-// is answered by Node's server already; forwarding it would make dockerd send a second 100.
-const HOP_BY_HOP_REQUEST = ['connection', 'keep-alive', 'proxy-connection', 'expect', 'te'];
-
 const BODY_CONSUMED_MESSAGE =
   'The request body was already read by middleware mounted before docker-socket-filter (a body parser?): ' +
   'mount the filter before any body parser, or on a path no body parser sees';
@@ -153,7 +149,6 @@ export function createWebHandler(context: ProxyContext): WebHandler {
 
     // The decided canonical target goes upstream verbatim: what is forwarded is what was decided.
     const path = decision.path;
-    for (const name of HOP_BY_HOP_REQUEST) delete req.headers[name];
 
     track(context.open, res);
     const onError = (error: Error): void => {
@@ -177,9 +172,9 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       );
     };
     try {
-      forwardRequest(context.agent, context.socketPath, req, res, path, framing.bodyLength, onError);
+      forwardRequest(context.pool, req, res, path, framing.bodyLength, onError);
     } catch (error) {
-      // http.request throws synchronously for a path or header it refuses to send.
+      // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
       onError(error instanceof Error ? error : new Error(String(error)));
     }
   };
