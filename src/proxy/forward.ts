@@ -97,8 +97,9 @@ class Exchange implements UpstreamUser {
     this.requestSent = bodyLength === 0;
   }
 
+  /** Writes a piece of the body to the client; `data` is a view of the shared read buffer. */
   readonly write = (data: Buffer): void => {
-    if (!this.res.write(data) && !this.waitingForDrain && this.connection !== null) {
+    if (!this.res.write(Buffer.from(data)) && !this.waitingForDrain && this.connection !== null) {
       // The client reads slower than dockerd writes: stop reading dockerd until it catches up.
       this.waitingForDrain = true;
       const socket = this.connection.socket;
@@ -175,13 +176,14 @@ class Exchange implements UpstreamUser {
   }
 
   private readHead(chunk: Buffer): void {
+    // `chunk` is a view of the shared read buffer: a partial head is kept as a copy.
     const buffer = this.head === null ? chunk : Buffer.concat([this.head, chunk]);
     // The terminator may straddle two reads: search from just before the new bytes.
     const from = this.head === null ? 0 : Math.max(0, this.head.length - 3);
     const end = buffer.indexOf(HEAD_END, from, 'latin1');
     if (end === -1) {
       if (buffer.length > MAX_RESPONSE_HEAD_BYTES) this.failUpstream(badResponse('The Docker daemon sent a response head that is too large'));
-      else this.head = buffer;
+      else this.head = this.head === null ? Buffer.from(buffer) : buffer;
       return;
     }
     this.head = null;
@@ -274,7 +276,7 @@ class Exchange implements UpstreamUser {
     // connection moves on to its next request.
     if (!this.requestSent) this.req.resume();
     if (last === undefined || last.length === 0) this.res.end();
-    else this.res.end(last);
+    else this.res.end(Buffer.from(last));
   }
 
   /** dockerd failed, or sent what cannot be relayed: 502 if nothing was sent, else a cut stream. */

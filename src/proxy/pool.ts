@@ -11,6 +11,10 @@ import { connect, type Socket } from 'node:net';
  * ```
  */
 export interface UpstreamUser {
+  /**
+   * Bytes from dockerd. `chunk` is a view of a buffer shared by every connection and overwritten by
+   * the next read: copy whatever must outlive the call (see `createUpstreamPool`).
+   */
   onData(chunk: Buffer): void;
   /** dockerd ended its side. */
   onEnd(): void;
@@ -67,6 +71,13 @@ export interface UpstreamPoolSettings {
   readonly maxIdle: number;
 }
 
+// One read buffer for every connection (Node's `onread`): a read is handled synchronously before the
+// next one, so one suffices. Without it each read allocates a fresh 64 KiB buffer and goes through the
+// stream machinery; with it, only what is kept is copied (a small response head, the body pieces
+// handed to the client's socket).
+const READ_BUFFER_BYTES = 64 * 1024;
+let sharedReadBuffer: Buffer | undefined;
+
 /**
  * Creates the pool. Connections are opened on demand; idle ones are reused last-in first-out (the
  * warmest first) and closed by one sweep timer rather than a timer per connection, since a release
@@ -96,13 +107,22 @@ export function createUpstreamPool(socketPath: string, settings: UpstreamPoolSet
   };
 
   const open = (user: UpstreamUser): UpstreamConnection => {
-    const socket = connect({ path: socketPath });
-    const connection: UpstreamConnection = { socket, user, idleSince: 0 };
-    all.add(connection);
-    socket.on('data', (chunk: Buffer) => {
-      if (connection.user !== null) connection.user.onData(chunk);
-      else socket.destroy();
+    sharedReadBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const connection: UpstreamConnection = { socket: undefined as unknown as Socket, user, idleSince: 0 };
+    const socket = connect({
+      path: socketPath,
+      onread: {
+        buffer: sharedReadBuffer,
+        callback(bytes: number, buffer: Uint8Array): boolean {
+          if (connection.user !== null) connection.user.onData((buffer as Buffer).subarray(0, bytes));
+          else socket.destroy();
+          // Never pause here: backpressure is the user's, with pause() and resume().
+          return true;
+        },
+      },
     });
+    (connection as { socket: Socket }).socket = socket;
+    all.add(connection);
     socket.on('end', () => {
       if (connection.user !== null) connection.user.onEnd();
       else socket.destroy();
