@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import createDebug from 'debug';
 import packageJson from '../../package.json' with { type: 'json' };
 import { createSocketFilter } from '../filter.js';
-import { createLogger, type Logger } from '../log.js';
+import { createBatchedWriter, createLogger, type Logger } from '../log.js';
 import { formatPermissionTable } from '../policy/table.js';
 import { CLI_DEFAULTS, parseCli, type CliConfig, type ListenAddress } from './args.js';
 import { startListener, StartupError, type Listener } from './listen.js';
@@ -197,7 +197,29 @@ async function checkDockerSocket(socketPath: string, logger: Logger): Promise<vo
 }
 
 async function serve(config: CliConfig, io: Required<Omit<CliIo, 'signals'>>, signals: NodeJS.EventEmitter): Promise<number> {
-  const logger = createLogger({ level: config.logLevel, write: io.stderr });
+  // One write per turn of the event loop, not one per line: see createBatchedWriter.
+  const lines = createBatchedWriter(io.stderr);
+  process.on('exit', lines.flush);
+  // A message written directly (a fatal start-up error) comes after the log lines before it.
+  const stderr = (text: string): void => {
+    lines.flush();
+    io.stderr(text);
+  };
+  try {
+    const logger = createLogger({ level: config.logLevel, write: lines.write });
+    return await serveWith(config, { ...io, stderr }, signals, logger);
+  } finally {
+    lines.flush();
+    process.off('exit', lines.flush);
+  }
+}
+
+async function serveWith(
+  config: CliConfig,
+  io: Required<Omit<CliIo, 'signals'>>,
+  signals: NodeJS.EventEmitter,
+  logger: Logger,
+): Promise<number> {
   try {
     await checkDockerSocket(config.socketPath, logger);
   } catch (error) {

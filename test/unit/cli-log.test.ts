@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { RequestEvent } from '../../src/filter.js';
-import { createLogger, LOG_LEVELS, parseLogLevel, type LogLevel } from '../../src/log.js';
+import { parseLogLevel, createBatchedWriter, createLogger, LOG_LEVELS, type LogLevel } from '../../src/log.js';
 
 const NOW = new Date('2025-01-02T03:04:05.678Z');
 
@@ -116,5 +116,31 @@ describe('levels', () => {
     ['', undefined],
   ])('parseLogLevel(%j) is %j', (text, level) => {
     expect(parseLogLevel(text)).toBe(level);
+  });
+});
+
+describe('createBatchedWriter', () => {
+  test('lines written in one turn of the event loop reach the writer in one piece, in order', async () => {
+    const writes: string[] = [];
+    const lines = createBatchedWriter((text) => writes.push(text));
+    lines.write('a\n');
+    lines.write('b\n');
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['a\nb\n']);
+    lines.write('c\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['a\nb\n', 'c\n']);
+  });
+
+  test('flush hands over what is pending at once, and nothing twice', async () => {
+    const writes: string[] = [];
+    const lines = createBatchedWriter((text) => writes.push(text));
+    lines.write('a\n');
+    lines.flush();
+    expect(writes).toEqual(['a\n']);
+    lines.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['a\n']);
   });
 });
