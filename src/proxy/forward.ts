@@ -181,6 +181,10 @@ class Exchange implements UpstreamUser {
     // The terminator may straddle two reads: search from just before the new bytes.
     const from = this.head === null ? 0 : Math.max(0, this.head.length - 3);
     const end = buffer.indexOf(HEAD_END, from, 'latin1');
+    if (end > MAX_RESPONSE_HEAD_BYTES) {
+      this.failUpstream(badResponse('The Docker daemon sent a response head that is too large'));
+      return;
+    }
     if (end === -1) {
       if (buffer.length > MAX_RESPONSE_HEAD_BYTES) this.failUpstream(badResponse('The Docker daemon sent a response head that is too large'));
       else this.head = this.head === null ? Buffer.from(buffer) : buffer;
