@@ -360,6 +360,8 @@ async function main(): Promise<void> {
       () => startLibrary(dockerd.socketPath, work, [], 'library-events'),
       () => startCli(dockerd.socketPath, work, 'cli-events'),
       ...(haveHaproxy ? [() => startHaproxy(dockerd.socketPath, work, 'haproxy-events')] : []),
+      // The floor: Node's http server holding the responses itself, with no upstream and no filter.
+      () => startReference('hold', dockerd.socketPath, work),
     ];
     for (const start of fresh) {
       const target = await start();

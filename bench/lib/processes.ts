@@ -111,7 +111,7 @@ export async function startLibrary(socketPath: string, logDir: string, nodeArgs:
  * bench/servers/reference.mjs: `hello` (Node's http server answering by itself) or `proxy` (the least
  * a Node http-to-unix-socket proxy does), to put the small-request numbers in perspective.
  */
-export async function startReference(mode: 'hello' | 'proxy', socketPath: string, logDir: string): Promise<Target> {
+export async function startReference(mode: 'hello' | 'proxy' | 'hold', socketPath: string, logDir: string): Promise<Target> {
   const port = await freePort();
   return startLogged(`node-${mode}`, port, logDir, process.execPath, [REFERENCE_SERVER, mode, socketPath, String(port)], undefined, 5_000);
 }

@@ -3,12 +3,25 @@
 //   hello   answers every request itself with 200 "OK" (Node's http server alone: a ceiling)
 //   proxy   forwards every request to dockerd with http.request, a keep-alive agent and pipe():
 //           the least a Node http-to-unix-socket proxy does (no decision, no checks)
-// Usage: node bench/servers/reference.mjs hello|proxy SOCKET_PATH PORT
+//   hold    answers `GET …/events` with a chunked head and holds the response open, everything else
+//           like hello: what Node's http server alone costs in memory per open response (the floor
+//           under any Node filter's RSS with idle event streams)
+// Usage: node bench/servers/reference.mjs hello|proxy|hold SOCKET_PATH PORT
 import http from 'node:http';
 
 const [mode, socketPath, port = '0'] = process.argv.slice(2);
 let server;
-if (mode === 'hello') {
+if (mode === 'hold') {
+  server = http.createServer((req, res) => {
+    if (req.url.includes('/events')) {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.flushHeaders();
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 2 });
+    res.end('OK');
+  });
+} else if (mode === 'hello') {
   server = http.createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 2 });
     res.end('OK');
@@ -24,7 +37,7 @@ if (mode === 'hello') {
     req.pipe(upstream);
   });
 } else {
-  process.stderr.write('usage: node bench/servers/reference.mjs hello|proxy SOCKET_PATH PORT\n');
+  process.stderr.write('usage: node bench/servers/reference.mjs hello|proxy|hold SOCKET_PATH PORT\n');
   process.exit(2);
 }
 server.listen(Number(port), '127.0.0.1');
