@@ -87,11 +87,37 @@ const PATH_CHAR_KIND = (() => {
 })();
 
 /**
- * The common case in one native regular-expression test: origin-form, segments of plain `pchar`s, no
- * empty, `.` or `..` segment, no `%`, and a printable query without `#`. Such a target is its own
- * canonical form and decoding; anything else takes the character-by-character path below.
+ * The common case: origin-form, segments of plain `pchar`s, no empty, `.` or `..` segment, no `%` in
+ * the path, and a printable query without `#`. Such a target is its own canonical form and decoding;
+ * anything else takes the character-by-character path of `parseTarget`.
+ *
+ * Two sticky expressions rather than one anchored at both ends: where the path expression stops is
+ * where the path ends, so finding the query costs no second search. (Native expressions are still
+ * faster here than a scan in JavaScript.) The path expression is greedy and nothing after it can
+ * make it backtrack, so it stops after the longest run of plain segments; the target is plain when
+ * that run is followed by the end or by `?` and a plain query.
  */
-const PLAIN_TARGET = /^(?:\/(?!\.\.?(?:[/?]|$))[A-Za-z0-9\-._~!$&'()*+,;=:@]+)+(?:\?[\x21\x22\x24-\x7e]*)?$/;
+const PLAIN_PATH = /(?:\/(?!\.\.?(?:[/?]|$))[A-Za-z0-9\-._~!$&'()*+,;=:@]+)+/y;
+const PLAIN_QUERY = /[\x21\x22\x24-\x7e]*$/y;
+
+/**
+ * Where the path of a plain target ends (its `?` or its end), or -1 when the target is not plain.
+ *
+ * @example
+ * ```ts
+ * plainPathEnd('/v1.41/containers/json?all=1'); // 22
+ * plainPathEnd('/v1.41/containers/../images/json'); // -1
+ * ```
+ */
+export function plainPathEnd(raw: string): number {
+  PLAIN_PATH.lastIndex = 0;
+  if (!PLAIN_PATH.test(raw)) return -1;
+  const pathEnd = PLAIN_PATH.lastIndex;
+  if (pathEnd === raw.length) return pathEnd;
+  if (raw.charCodeAt(pathEnd) !== CHAR_QUESTION) return -1;
+  PLAIN_QUERY.lastIndex = pathEnd + 1;
+  return PLAIN_QUERY.test(raw) ? pathEnd : -1;
+}
 
 function hexValue(code: number): number {
   if (code >= 0x30 && code <= 0x39) return code - 0x30;
@@ -199,12 +225,9 @@ export function canonicalize(raw: string): CanonicalTarget | MalformedTarget {
  */
 export function parseTarget(raw: string): ParsedTarget | MalformedTarget {
   if (typeof raw !== 'string' || raw.length === 0) return malformed('the request-target is empty');
-  if (PLAIN_TARGET.test(raw)) {
-    // A plain target is its own canonical form and decoding: work on it in place.
-    const queryStart = raw.indexOf('?');
-    const pathEnd = queryStart < 0 ? raw.length : queryStart;
-    return withVersion(raw, pathEnd, raw, pathEnd);
-  }
+  const plainEnd = plainPathEnd(raw);
+  // A plain target is its own canonical form and decoding: work on it in place.
+  if (plainEnd >= 0) return withVersion(raw, plainEnd, raw, plainEnd);
   const start = pathStart(raw);
   if (start < 0) {
     return malformed('the request-target must be an absolute path (origin-form) or an http(s) URL with a path');
@@ -302,22 +325,44 @@ export function parseTarget(raw: string): ParsedTarget | MalformedTarget {
 }
 
 /**
+ * The version of the prefix every current client sends, `/v1.<10-99>/`, read at fixed positions;
+ * -1 for anything else, which `parseVersion` then reads. Same result as `parseVersion` would give.
+ */
+function usualVersion(decoded: string, decodedEnd: number): number {
+  if (decodedEnd <= 6 || decoded.charCodeAt(6) !== CHAR_SLASH) return -1;
+  if (decoded.charCodeAt(1) !== 0x76 /* v */ || decoded.charCodeAt(2) !== 0x31 /* 1 */) return -1;
+  if (decoded.charCodeAt(3) !== CHAR_DOT) return -1;
+  const tens = decoded.charCodeAt(4) - 0x30;
+  const units = decoded.charCodeAt(5) - 0x30;
+  // No leading zero: `v1.05` is not canonical.
+  if (tens < 1 || tens > 9 || units < 0 || units > 9) return -1;
+  return 10000 + tens * 10 + units;
+}
+
+/**
  * Splits the version prefix off a canonical path. `target` is the full forwarded target and its
  * first `pathEnd` characters the path; the decoded path is `decoded` up to `decodedEnd`.
  */
 function withVersion(target: string, pathEnd: number, decoded: string, decodedEnd: number): ParsedTarget | MalformedTarget {
   let restStart = 0;
   let version = -1;
-  const slash = decoded.indexOf('/', 1);
-  const second = slash < 0 || slash >= decodedEnd ? -1 : slash;
-  const parsed = parseVersion(decoded, 1, second < 0 ? decodedEnd : second);
-  if (parsed === -2) {
-    return malformed('the API version prefix is not of the form /v<major>.<minor>');
-  }
-  if (parsed >= 0) {
-    if (second < 0) return malformed('the path has nothing after the API version prefix');
-    version = parsed;
-    restStart = second;
+  const usual = usualVersion(decoded, decodedEnd);
+  if (usual >= 0) {
+    version = usual;
+    restStart = 6;
+  } else if (decoded.charCodeAt(1) === 0x76 /* v */) {
+    // Only a first segment starting with `v` can be a version prefix: spare the others the search.
+    const slash = decoded.indexOf('/', 1);
+    const second = slash < 0 || slash >= decodedEnd ? -1 : slash;
+    const parsed = parseVersion(decoded, 1, second < 0 ? decodedEnd : second);
+    if (parsed === -2) {
+      return malformed('the API version prefix is not of the form /v<major>.<minor>');
+    }
+    if (parsed >= 0) {
+      if (second < 0) return malformed('the path has nothing after the API version prefix');
+      version = parsed;
+      restStart = second;
+    }
   }
   const path = pathEnd === target.length ? target : target.slice(0, pathEnd);
   return { target, path, decoded, restStart, restEnd: decodedEnd, version };
