@@ -25,7 +25,11 @@ export interface CompiledEntry {
   readonly allow: boolean;
   readonly methods: number;
   readonly access: number;
-  /** Whether the path `text.slice(start, end)` (after the version prefix) matches the rule. */
+  /**
+   * Whether the path `text.slice(start, end)` (after the version prefix) matches the rule, for a
+   * path of the entry's own bucket only: in a section's entries, the first segment is known to be
+   * that section and is not compared again.
+   */
   readonly matches: PathMatcher;
   /** What follows `METHOD PATH` in the reason of a decision by this rule, with its leading space. */
   readonly reasonSuffix: string;
@@ -34,7 +38,10 @@ export interface CompiledEntry {
 /** A policy compiled for evaluation: rules bucketed by the first path segment they can match. */
 export interface CompiledPolicy {
   readonly policy: Policy;
-  /** Entries for a request whose first segment (after the version) is the key. */
+  /**
+   * Entries for a request whose first segment (after the version) is the key, and only for such a
+   * request: their matchers take that segment as read.
+   */
   readonly bySection: ReadonlyMap<string, readonly CompiledEntry[]>;
   /** Entries for any other first segment: rules whose globs do not start with a literal segment. */
   readonly otherSections: readonly CompiledEntry[];
@@ -68,7 +75,67 @@ export type PathMatcher = (text: string, start: number, end: number) => boolean;
 interface CompiledGlob {
   /** The literal first segment, or null when the first segment is itself a pattern. */
   readonly section: string | null;
-  readonly matches: PathMatcher;
+  /**
+   * Tests a path whose first segment is already known to be `section` (the evaluator only tries a
+   * section's rules on such paths), so literal globs compare only what follows it. When `section`
+   * is null, tests any path.
+   */
+  readonly matchesInSection: PathMatcher;
+}
+
+const matchesEverything: PathMatcher = () => true;
+
+/**
+ * A literal as its UTF-16 code units, for `regionEquals`.
+ *
+ * @example
+ * ```ts
+ * codeUnits('/a'); // [47, 97]
+ * ```
+ */
+export function codeUnits(literal: string): readonly number[] {
+  return Array.from({ length: literal.length }, (_, i) => literal.charCodeAt(i));
+}
+
+/**
+ * `text.startsWith(literal, offset)` for `offset >= 0`, with the literal given by `codeUnits`. On
+ * the hot path, calling the built-in and reading the literal's characters cost more than comparing
+ * the few characters of a path literal. Past the end of `text`, `charCodeAt` is NaN: no match.
+ *
+ * @example
+ * ```ts
+ * regionEquals('/v1.41/containers/json', 6, codeUnits('/containers/')); // true
+ * ```
+ */
+export function regionEquals(text: string, offset: number, literal: readonly number[]): boolean {
+  for (let i = 0; i < literal.length; i++) {
+    if (text.charCodeAt(offset + i) !== literal[i]) return false;
+  }
+  return true;
+}
+
+/** The matcher of a literal glob, for paths whose first segment is `section`. */
+function literalInSection(glob: string, section: string): PathMatcher {
+  const tailOffset = 1 + section.length;
+  const tail = codeUnits(glob.slice(tailOffset));
+  if (tail.length === 0) return (_text, start, end) => end - start === glob.length;
+  return (text, start, end) => end - start === glob.length && regionEquals(text, start + tailOffset, tail);
+}
+
+/**
+ * The matcher of `base/**` (which also matches `base` itself), for paths whose first segment is
+ * `section`: when `base` is just `/section`, every such path matches.
+ */
+function subtreeInSection(base: string, section: string): PathMatcher {
+  if (base.length === 1 + section.length) return matchesEverything;
+  const tailOffset = 1 + section.length;
+  const baseTail = codeUnits(base.slice(tailOffset));
+  const underTail = codeUnits(`${base.slice(tailOffset)}/`);
+  const underLength = base.length + 1;
+  return (text, start, end) =>
+    end - start >= underLength
+      ? regionEquals(text, start + tailOffset, underTail)
+      : end - start === base.length && regionEquals(text, start + tailOffset, baseTail);
 }
 
 /**
@@ -79,7 +146,7 @@ function compileGlob(glob: string, where: string): CompiledGlob {
   if (typeof glob !== 'string' || glob.length === 0) invalidRule(where, 'a path glob must be a non-empty string');
   if (glob.charCodeAt(0) !== 0x2f) invalidRule(where, `the path glob "${glob}" must start with /`);
   if (glob.includes('\\')) invalidRule(where, `the path glob "${glob}" must not contain a backslash`);
-  if (glob === '/**') return { section: null, matches: () => true };
+  if (glob === '/**') return { section: null, matchesInSection: matchesEverything };
   const segments = glob.slice(1).split('/');
   for (const segment of segments) {
     if (segment === '' || segment === '.' || segment === '..') {
@@ -92,17 +159,13 @@ function compileGlob(glob: string, where: string): CompiledGlob {
   const literalCount = segments.findIndex((segment) => GLOB_CHARS.test(segment));
   const firstLiteral = literalCount === 0 ? null : (segments[0] as string);
 
+  // A literal or `**` glob always has a literal first segment: `/**` alone is handled above.
   if (literalCount === -1) {
-    return { section: firstLiteral, matches: (text, start, end) => end - start === glob.length && text.startsWith(glob, start) };
+    return { section: firstLiteral, matchesInSection: literalInSection(glob, firstLiteral as string) };
   }
   if (literalCount === segments.length - 1 && segments[literalCount] === '**') {
     const base = '/' + segments.slice(0, literalCount).join('/');
-    const under = base + '/';
-    return {
-      section: firstLiteral,
-      matches: (text, start, end) =>
-        end - start >= under.length ? text.startsWith(under, start) : end - start === base.length && text.startsWith(base, start),
-    };
+    return { section: firstLiteral, matchesInSection: subtreeInSection(base, firstLiteral as string) };
   }
   let regex: RegExp;
   try {
@@ -112,7 +175,7 @@ function compileGlob(glob: string, where: string): CompiledGlob {
   }
   return {
     section: firstLiteral,
-    matches: (text, start, end) => regex.test(start === 0 && end === text.length ? text : text.slice(start, end)),
+    matchesInSection: (text, start, end) => regex.test(start === 0 && end === text.length ? text : text.slice(start, end)),
   };
 }
 
@@ -210,9 +273,11 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     for (const { rule, index, globs } of compiledRules) {
       const relevant = globs.filter((glob) => glob.section === null || glob.section === section);
       if (relevant.length === 0) continue;
-      const tests = relevant.map((glob) => glob.matches);
-      const matches: PathMatcher =
-        tests.length === 1
+      const tests = relevant.map((glob) => glob.matchesInSection);
+      // A section rule (`/x` and `/x/**`) matches every path of its own section: no test at all.
+      const matches: PathMatcher = tests.includes(matchesEverything)
+        ? matchesEverything
+        : tests.length === 1
           ? (tests[0] as PathMatcher)
           : (text, start, end) => {
               for (const test of tests) if (test(text, start, end)) return true;

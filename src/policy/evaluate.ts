@@ -1,5 +1,13 @@
 import { formatVersion, parseTarget } from './canonical.js';
-import { ACCESS_READ, ACCESS_WRITE, METHOD_BITS, type CompiledEntry, type CompiledPolicy } from './compile.js';
+import {
+  ACCESS_READ,
+  ACCESS_WRITE,
+  codeUnits,
+  METHOD_BITS,
+  regionEquals,
+  type CompiledEntry,
+  type CompiledPolicy,
+} from './compile.js';
 import type { Decision, Method, RequestInfo } from './types.js';
 
 /**
@@ -43,19 +51,53 @@ function methodBit(method: string): number {
   }
 }
 
+/**
+ * `method + ' '` for each Docker method, by its bit: the reason of every rule decision starts with
+ * it, and a constant saves building it per request.
+ */
+function methodPrefix(bit: number): string {
+  switch (bit) {
+    case METHOD_BITS.GET:
+      return 'GET ';
+    case METHOD_BITS.HEAD:
+      return 'HEAD ';
+    case METHOD_BITS.POST:
+      return 'POST ';
+    case METHOD_BITS.PUT:
+      return 'PUT ';
+    default:
+      return 'DELETE ';
+  }
+}
+
 function deny(status: 400 | 403, rule: string | null, reason: string, path: string | null): Decision {
   return { allowed: false, status, rule, reason, path };
 }
 
+/** Which first segments can start a container-scoped route (see `containerNameStart`). */
+const enum ContainerRoutes {
+  None,
+  /** `/containers/<name>/…` */
+  Docker,
+  /** Podman's `/libpod/containers/<name>/…` and `/libpod/pods/<name>/…` */
+  Libpod,
+}
+
+const SLASH_CONTAINERS_SLASH = codeUnits('/containers/');
+const SLASH_PODS_SLASH = codeUnits('/pods/');
+const SLASH_ATTACH_WS = codeUnits('/attach/ws');
+
 /**
- * Where the container name starts in the path `text[start, end)` for container-scoped routes
- * (`/containers/<name>/…`, and Podman's `/libpod/containers/…`, `/libpod/pods/…`), or -1.
+ * Where the container name starts in the path `text[start, end)`, whose first segment is known to
+ * be `containers` (for `ContainerRoutes.Docker`) or `libpod` (for `ContainerRoutes.Libpod`), or -1
+ * when the path is not container-scoped.
  */
-function containerNameStart(text: string, start: number): number {
-  if (text.startsWith('/containers/', start)) return start + 12;
-  if (text.startsWith('/libpod/', start)) {
-    if (text.startsWith('containers/', start + 8)) return start + 19;
-    if (text.startsWith('pods/', start + 8)) return start + 13;
+function containerNameStart(text: string, start: number, end: number, routes: ContainerRoutes): number {
+  // `/containers` is 11 characters: a name follows when the path goes on past them.
+  if (routes === ContainerRoutes.Docker) return start + 11 < end ? start + 12 : -1;
+  if (routes === ContainerRoutes.Libpod) {
+    if (regionEquals(text, start + 7, SLASH_CONTAINERS_SLASH)) return start + 19;
+    if (regionEquals(text, start + 7, SLASH_PODS_SLASH)) return start + 13;
   }
   return -1;
 }
@@ -80,16 +122,22 @@ function containerShape(text: string, nameStart: number, end: number): Container
   if (firstSlash < 0) return ContainerShape.Plain;
   const secondSlash = slashBefore(text, firstSlash + 1, end);
   if (secondSlash < 0) return ContainerShape.Plain;
-  if (secondSlash === end - 3 && firstSlash === end - 10 && text.startsWith('/attach/ws', firstSlash)) {
+  if (secondSlash === end - 3 && firstSlash === end - 10 && regionEquals(text, firstSlash, SLASH_ATTACH_WS)) {
     return ContainerShape.AttachWebsocket;
   }
   return ContainerShape.MultiSegmentName;
 }
 
-/** Rules of one literal first segment, found by the segment's first character. */
-interface SectionEntries {
+/**
+ * What a literal first segment decides: its rules, and whether it may start a container-scoped
+ * route. Found by the segment's first character.
+ */
+interface FirstSegment {
   readonly section: string;
+  /** `section` as `codeUnits`. */
+  readonly sectionCodes: readonly number[];
   readonly entries: readonly CompiledEntry[];
+  readonly containerRoutes: ContainerRoutes;
 }
 
 /**
@@ -109,36 +157,47 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
   const writeHint = policy.hints?.write;
   const minApiVersion = settings.minApiVersion;
 
-  // Sections by the code of their first character: finding the rules of a request costs a
-  // `startsWith` or two instead of slicing the segment and hashing it for a Map lookup.
-  const sectionsByFirstChar: (SectionEntries[] | undefined)[] = [];
-  for (const [section, entries] of bySection) {
-    const code = section.charCodeAt(0);
-    (sectionsByFirstChar[code] ??= []).push({ section, entries });
-  }
+  // First segments by the code of their first character: finding the rules of a request costs a
+  // comparison or two instead of slicing the segment and hashing it for a Map lookup. The segments
+  // of container-scoped routes are there whether or not the policy has rules for them, so that one
+  // comparison answers both questions.
+  const segmentsByFirstChar: (FirstSegment[] | undefined)[] = [];
+  const addSegment = (section: string, entries: readonly CompiledEntry[]): void => {
+    const containerRoutes =
+      section === 'containers' ? ContainerRoutes.Docker : section === 'libpod' ? ContainerRoutes.Libpod : ContainerRoutes.None;
+    const segment: FirstSegment = { section, sectionCodes: codeUnits(section), entries, containerRoutes };
+    (segmentsByFirstChar[section.charCodeAt(0)] ??= []).push(segment);
+  };
+  for (const [section, entries] of bySection) addSegment(section, entries);
+  for (const section of ['containers', 'libpod']) if (!bySection.has(section)) addSegment(section, otherSections);
 
-  function entriesFor(text: string, start: number, end: number): readonly CompiledEntry[] {
-    const candidates = sectionsByFirstChar[text.charCodeAt(start + 1)];
+  /**
+   * The known first segment of the path `text[start, end)`, or undefined. A section's entries are
+   * only ever tried on paths whose first segment is that section: their matchers rely on it.
+   */
+  function firstSegment(text: string, start: number, end: number): FirstSegment | undefined {
+    const candidates = segmentsByFirstChar[text.charCodeAt(start + 1)];
     if (candidates !== undefined) {
-      for (const { section, entries } of candidates) {
-        const after = start + 1 + section.length;
-        if ((after === end || (after < end && text.charCodeAt(after) === 0x2f)) && text.startsWith(section, start + 1)) {
-          return entries;
-        }
+      for (let i = 0; i < candidates.length; i++) {
+        const candidate = candidates[i] as FirstSegment;
+        const after = start + 1 + candidate.section.length;
+        const wholeSegment = after === end || (after < end && text.charCodeAt(after) === 0x2f);
+        if (wholeSegment && regionEquals(text, start + 1, candidate.sectionCodes)) return candidate;
       }
     }
-    return otherSections;
+    return undefined;
   }
 
-  function sectionHint(rest: string): string | undefined {
-    const first = rest.indexOf('/', 1);
-    if (first > 0) {
-      const second = rest.indexOf('/', first + 1);
-      const twoSegments = rest.slice(1, second < 0 ? rest.length : second);
+  /** The hint for the path `text[start, end)`: of its first two segments, else of its first. */
+  function sectionHint(text: string, start: number, end: number): string | undefined {
+    const first = slashBefore(text, start + 1, end);
+    if (first > start) {
+      const second = slashBefore(text, first + 1, end);
+      const twoSegments = text.slice(start + 1, second < 0 ? end : second);
       const hint = sectionHints[twoSegments];
       if (hint !== undefined) return hint;
     }
-    return sectionHints[rest.slice(1, first < 0 ? rest.length : first)];
+    return sectionHints[text.slice(start + 1, first < 0 ? end : first)];
   }
 
   /** Whether an allow rule after `from` would let this request through if writes were granted. */
@@ -189,7 +248,8 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
     }
 
     let write = bit > METHOD_BITS.HEAD || request?.upgrade === true;
-    const nameStart = containerNameStart(decoded, restStart);
+    const segment = firstSegment(decoded, restStart, restEnd);
+    const nameStart = segment === undefined ? -1 : containerNameStart(decoded, restStart, restEnd, segment.containerRoutes);
     if (nameStart > 0) {
       let shape = containerShape(decoded, nameStart, restEnd);
       // dockerd's only DELETE route here is `/containers/{name:.*}`: a second segment is an alias.
@@ -220,7 +280,7 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
       }
     }
 
-    const entries = entriesFor(decoded, restStart, restEnd);
+    const entries = segment === undefined ? otherSections : segment.entries;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i] as CompiledEntry;
       if ((entry.methods & bit) === 0) continue;
@@ -232,14 +292,14 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
           allowed: true,
           status: 200,
           rule: rule.id,
-          reason: method + ' ' + shownPath + entry.reasonSuffix,
+          reason: methodPrefix(bit) + shownPath + entry.reasonSuffix,
           path: forwarded,
         };
       }
       let reason: string;
       if (rule.reason === undefined && entry.access === ACCESS_WRITE && writeHint !== undefined) {
         const granted = grantedApartFromWrites(entries, i, bit, decoded, restStart, restEnd);
-        const hint = granted ? undefined : sectionHint(decoded.slice(restStart, restEnd));
+        const hint = granted ? undefined : sectionHint(decoded, restStart, restEnd);
         const what =
           bit > METHOD_BITS.HEAD
             ? `${method} ${shownPath}`
@@ -247,11 +307,11 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
               ? `${method} ${shownPath} (an upgrade, which counts as a write)`
               : `${method} ${shownPath} (a websocket attach, which writes to the container)`;
         reason = `${what} needs ${writeHint}${hint === undefined ? '' : ` and ${hint}`}`;
-      } else reason = method + ' ' + shownPath + entry.reasonSuffix;
+      } else reason = methodPrefix(bit) + shownPath + entry.reasonSuffix;
       return deny(403, rule.id, reason, forwarded);
     }
 
-    const hint = sectionHint(decoded.slice(restStart, restEnd));
+    const hint = sectionHint(decoded, restStart, restEnd);
     return deny(
       403,
       'default-deny',

@@ -5,6 +5,19 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { canonicalize, plainPathEnd } from '../../src/policy/canonical.js';
+import { codeUnits, compilePolicy, regionEquals } from '../../src/policy/compile.js';
+
+describe('regionEquals', () => {
+  test('is startsWith at an offset', () => {
+    const text = fc.string({ unit: fc.constantFrom('/', 'a', 'b', 'é'), maxLength: 8 });
+    fc.assert(
+      fc.property(text, fc.nat(10), text, (haystack, offset, literal) => {
+        expect(regionEquals(haystack, offset, codeUnits(literal))).toBe(haystack.startsWith(literal, offset));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
 
 describe('plainPathEnd', () => {
   // The single expression it replaces, and where that answer put the end of the path.
@@ -51,5 +64,30 @@ describe('canonicalize: the usual version prefix read at fixed positions', () =>
     ['/v1.41?x=1', 'nothing after'],
   ])('%s is refused (%s)', (raw, why) => {
     expect(canonicalize(raw)).toEqual({ malformed: expect.stringContaining(why) });
+  });
+});
+
+describe('compiled rules: literal and subtree globs within their section', () => {
+  const GLOBS = ['/a', '/a/b', '/a/b/c', '/a/**', '/a/b/**', '/a/b/c/**'];
+  const reference = (glob: string, path: string): boolean =>
+    glob.endsWith('/**') ? path === glob.slice(0, -3) || path.startsWith(glob.slice(0, -2)) : path === glob;
+
+  test('match what the glob says, wherever the path sits in the target', () => {
+    const matchers = GLOBS.map((glob) => {
+      const entries = compilePolicy({ name: 't', rules: [{ id: glob, effect: 'allow', paths: [glob] }] }).bySection.get('a');
+      return [glob, entries![0]!.matches] as const;
+    });
+    // Paths whose first segment is `a`, as the evaluator hands them over: after a prefix, before a query.
+    const segment = fc.constantFrom('a', 'b', 'c', 'bc', 'b.', 'ab');
+    const path = fc.array(segment, { maxLength: 4 }).map((rest) => ['/a', ...rest].join('/'));
+    fc.assert(
+      fc.property(path, fc.constantFrom('', '/v1.41', '/x'), fc.constantFrom('', '?q=/a/b', '/c'), (rest, prefix, after) => {
+        const text = prefix + rest + after;
+        for (const [glob, matches] of matchers) {
+          expect(matches(text, prefix.length, prefix.length + rest.length), `${glob} on ${rest}`).toBe(reference(glob, rest));
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
