@@ -153,7 +153,9 @@ interface FirstSegment {
  */
 export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSettings): Evaluate {
   const { bySection, otherSections, policy } = compiled;
-  const sectionHints = policy.hints?.sections ?? {};
+  // Own keys only, in a map: a path segment such as `constructor` must find no hint rather than
+  // one inherited from Object.prototype.
+  const sectionHints = new Map(Object.entries(policy.hints?.sections ?? {}));
   const writeHint = policy.hints?.write;
   const minApiVersion = settings.minApiVersion;
 
@@ -194,10 +196,10 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
     if (first > start) {
       const second = slashBefore(text, first + 1, end);
       const twoSegments = text.slice(start + 1, second < 0 ? end : second);
-      const hint = sectionHints[twoSegments];
+      const hint = sectionHints.get(twoSegments);
       if (hint !== undefined) return hint;
     }
-    return sectionHints[text.slice(start + 1, first < 0 ? end : first)];
+    return sectionHints.get(text.slice(start + 1, first < 0 ? end : first));
   }
 
   /** Whether an allow rule after `from` would let this request through if writes were granted. */

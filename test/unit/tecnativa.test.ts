@@ -57,6 +57,15 @@ describe('tecnativaPreset: defaults', () => {
     expect(evaluate('GET', '/v1.41/info').allowed).toBe(false);
   });
 
+  test.each(['/v1.41/constructor', '/toString/x', '/v1.41/__proto__', '/hasOwnProperty', '/valueOf/abc'])(
+    'a path named after an Object.prototype member (%s) is denied with a plain reason',
+    (path) => {
+      const decision = evaluateWith({})('GET', path);
+      expect(decision).toMatchObject({ allowed: false, status: 403, rule: 'default-deny' });
+      expect(decision.reason).toBe(`GET ${path} is not allowed by any rule of the tecnativa policy`);
+    },
+  );
+
   test('the reason names the variables to enable', () => {
     expect(evaluateWith({})('POST', '/v1.41/containers/create').reason).toBe(
       'POST /v1.41/containers/create needs POST=1 and CONTAINERS=1',
