@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildRootfsTar, dockerRequest, importImage, startDockerd, BUSYBOX_IMAGE, type Dockerd } from '../test/helpers/dockerd.js';
 import { runAutocannon, runWrk, type Endpoint, type LoadResult, type LoadSettings } from './lib/load.js';
-import { cpuSecondsOf, heapOf, machineBusySeconds, memoryOf, selfAndChildrenSeconds, startCli, startHaproxy, startLibrary, startReference, type Target } from './lib/processes.js';
+import { cpuSecondsOf, heapOf, machineBusySeconds, memoryOf, NODE_FLAGS, selfAndChildrenSeconds, startCli, startHaproxy, startLibrary, startReference, type Target } from './lib/processes.js';
 import { summariseProfile } from './lib/profile.js';
 import { checkTargets, renderMarkdown, updateDocs, type Results, type SmallResult } from './lib/report.js';
 import { curlTransfer, download, openEventStreams, upload, type Transfer } from './lib/streams.js';
@@ -297,10 +297,14 @@ async function main(): Promise<void> {
       }
     }
 
-    // Reference points for GET /_ping (wrk): Node's http server alone, and a minimal Node proxy.
+    // Reference points for GET /_ping (wrk): Node's http server alone, a minimal Node proxy, and the
+    // library with Node's default young generation (without NODE_FLAGS).
     if (haveWrk) {
-      for (const mode of ['hello', 'proxy'] as const) {
-        const reference = await startReference(mode, dockerd.socketPath, work);
+      for (const mode of ['hello', 'proxy', 'library-node-defaults'] as const) {
+        const reference =
+          mode === 'library-node-defaults'
+            ? await startLibrary(dockerd.socketPath, work, [], 'node-defaults-library')
+            : await startReference(mode, dockerd.socketPath, work);
         try {
           const result = await measureLoad('wrk', reference, dockerd.socketPath, '/_ping', 200, PLAN.load, {
             proxy: reference.pid,
@@ -424,7 +428,7 @@ async function main(): Promise<void> {
     // 5. Where the library server spends its time under the GET /_ping load.
     if (PROFILE && haveWrk) {
       const profileDir = join(work, 'profile');
-      const profiled = await startLibrary(dockerd.socketPath, work, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`], 'library-profiled');
+      const profiled = await startLibrary(dockerd.socketPath, work, [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${profileDir}`], 'library-profiled');
       let load: LoadResult;
       try {
         await runWrk(profiled.port, '/_ping', { ...PLAN.load, seconds: 1 }, 200);

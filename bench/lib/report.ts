@@ -194,9 +194,11 @@ export function renderMarkdown(results: Results): string {
       '**wrk** is `wrk -t1` over TCP (the issue\'s generator); **autocannon** runs in the harness process and is the only one ' +
       'that reaches dockerd **direct**ly on its unix socket, so ratios to direct use autocannon numbers only. ' +
       '`library` is `createSocketFilter` in `http.createServer` (bench/servers/library.mjs), `cli` is `node dist/cli.js` ' +
-      '(default log level), `haproxy` is Debian\'s haproxy with bench/haproxy.cfg (the Tecnativa rules, `option http-server-close`, ' +
+      '(default log level), both run with `node --max-semi-space-size=2` as the image runs the CLI and the README recommends; ' +
+      '`haproxy` is Debian\'s haproxy with bench/haproxy.cfg (the Tecnativa rules, `option http-server-close`, ' +
       'per-request log at info). All enforce `CONTAINERS=1 IMAGES=1 POST=1`. `node-hello` (Node\'s http server answering ' +
-      'by itself) and `node-proxy` (http.request + keep-alive agent + pipe, no checks) are reference points, not products.',
+      'by itself), `node-proxy` (http.request + keep-alive agent + pipe, no checks) and `node-defaults-library` (the library ' +
+      'server with Node\'s default young generation) are reference points, not products.',
     '',
   );
   if (results.skipped.length > 0) push(`Skipped: ${results.skipped.join(', ')}.`, '');
