@@ -132,6 +132,16 @@ describe('dockerd answers the forwarder cannot trust', () => {
     expect(fake.connectionOfHead).toEqual([1, 2]);
   });
 
+  test('chunks arriving after the head was flushed, with the last chunk in the same read, reach the client in order', async () => {
+    await setup((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+      setTimeout(() => socket.write('3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n'), 100);
+    });
+    expect(await send(served.port, 'GET', '/a')).toEqual({ status: 200, body: 'onetwothree', complete: true });
+    expect(await send(served.port, 'GET', '/b')).toEqual({ status: 200, body: '/b', complete: true });
+    expect(fake.connectionOfHead).toEqual([1, 1]);
+  });
+
   test('`Connection: close` from dockerd: the answer is relayed, the connection is not reused', async () => {
     await setup((socket) => socket.write('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nOK'));
     expect(await send(served.port, 'GET', '/a')).toEqual({ status: 200, body: 'OK', complete: true });
