@@ -86,7 +86,6 @@ class Exchange implements UpstreamUser {
   private requestSent: boolean;
   private waitingForDrain = false;
   private wroteBody = false;
-  private corked = false;
   connection: UpstreamConnection | null = null;
 
   constructor(
@@ -116,7 +115,7 @@ class Exchange implements UpstreamUser {
 
   onData(chunk: Buffer): void {
     if (this.phase === Phase.Head) this.readHead(chunk);
-    else if (this.phase === Phase.Body) this.readCorked(chunk);
+    else if (this.phase === Phase.Body) this.readBody(chunk);
     else this.dropConnection();
   }
 
@@ -230,32 +229,11 @@ class Exchange implements UpstreamUser {
       case 'close':
         break;
     }
-    // What came with the head goes out with it, in one write.
-    if (rest.length > 0) this.readCorked(rest);
+    // What came with the head goes out with it: Node sends the head with the first body write.
+    if (rest.length > 0) this.readBody(rest);
     // A response without a length is a stream (`events`, `logs -f`, and `wait`, which sends its head
     // and then nothing until the container exits): the client must get the head now, or it deadlocks.
     if (!this.wroteBody && this.phase === Phase.Body) res.flushHeaders();
-  }
-
-  /** The pieces of one read (a chunked body's chunks) go to the client in one write. */
-  private readCorked(chunk: Buffer): void {
-    this.res.cork();
-    this.corked = true;
-    try {
-      this.readBody(chunk);
-    } finally {
-      this.uncork();
-    }
-  }
-
-  /**
-   * Undoes `readCorked`'s cork, once. Must come before `end()` or `destroy()`: Node keeps the chunks
-   * written to a corked chunked response aside and would send the last chunk before them.
-   */
-  private uncork(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.res.uncork();
   }
 
   private readBody(chunk: Buffer): void {
@@ -304,7 +282,6 @@ class Exchange implements UpstreamUser {
     // A body dockerd answered before reading it all is drained into the void, so the client's
     // connection moves on to its next request.
     if (!this.requestSent) this.req.resume();
-    this.uncork();
     if (last === undefined || last.length === 0) this.res.end();
     else this.res.end(Buffer.from(last));
   }
@@ -312,8 +289,10 @@ class Exchange implements UpstreamUser {
   /** dockerd failed, or sent what cannot be relayed: 502 if nothing was sent, else a cut stream. */
   private failUpstream(error: Error): void {
     if (this.phase === Phase.Done) return;
-    // Mid-body, the client gets what was relayed before its stream is cut.
-    this.uncork();
+    // Node holds a response's first writes until the next tick (it corks the socket); the caller
+    // destroys the response now, so hand over what was relayed first: the client then sees the
+    // head and a cut body, not a connection that closed without an answer.
+    if (this.phase === Phase.Body) this.res.socket?.uncork();
     this.phase = Phase.Done;
     log('%s upstream failure: %s', this.req.method, error.message);
     this.dropConnection();
