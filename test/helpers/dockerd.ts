@@ -132,13 +132,20 @@ async function forgetContainerd(directory: string): Promise<void> {
  * container whose root file system is deleted under it can spin forever.
  */
 async function killLeftovers(directory: string): Promise<void> {
+  // The daemon's containers, by id: their processes are in a cgroup named after the id. The root
+  // file system alone does not find them: seen from another mount namespace it reads as `/`, so a
+  // container still running after its daemon was killed (a test that failed before restarting it)
+  // would otherwise outlive the run.
+  const containerIds = await readdir(join(directory, 'root', 'containers')).catch(() => [] as string[]);
   for (const entry of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     // containerd and the shims name the directory on their command line; container processes
-    // have their root file system under it.
+    // have their root file system under it, or their cgroup named after their container.
     const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
     const root = await readlink(`/proc/${entry}/root`).catch(() => '');
-    if (!cmdline.includes(`${directory}/`) && !root.startsWith(`${directory}/`)) continue;
+    const cgroup = containerIds.length === 0 ? '' : await readFile(`/proc/${entry}/cgroup`, 'utf8').catch(() => '');
+    const inContainer = containerIds.some((id) => cgroup.includes(id));
+    if (!cmdline.includes(`${directory}/`) && !root.startsWith(`${directory}/`) && !inContainer) continue;
     try {
       process.kill(Number(entry), 'SIGKILL');
     } catch {
