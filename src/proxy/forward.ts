@@ -18,6 +18,9 @@ const NOT_FORWARDED = new Set([
   'content-length',
   'transfer-encoding',
 ]);
+// Only a name of one of these lengths is lower-cased and looked up (this runs for every header of
+// every request).
+const NOT_FORWARDED_LENGTHS = new Set([...NOT_FORWARDED].map((name) => name.length));
 
 // What may appear in a request target on the wire: visible ASCII. The decided path always is
 // (canonicalisation refuses the rest); this is the last line should a custom `evaluate` return
@@ -57,7 +60,9 @@ function requestHead(req: IncomingMessage, path: string, bodyLength: number): st
   const raw = req.rawHeaders;
   for (let index = 0; index + 1 < raw.length; index += 2) {
     const name = raw[index] as string;
-    if (!NOT_FORWARDED.has(name.toLowerCase())) head += `${name}: ${raw[index + 1] as string}\r\n`;
+    if (!NOT_FORWARDED_LENGTHS.has(name.length) || !NOT_FORWARDED.has(name.toLowerCase())) {
+      head += `${name}: ${raw[index + 1] as string}\r\n`;
+    }
   }
   if (bodyLength === -1) head += 'Transfer-Encoding: chunked\r\n';
   else if (bodyLength > 0 || req.headers['content-length'] !== undefined) head += `Content-Length: ${bodyLength}\r\n`;
@@ -328,11 +333,12 @@ class Exchange implements UpstreamUser {
  *
  * @example
  * ```ts
- * forwardRequest(pool, req, res, decision.path, framing.bodyLength, (error) => fail(error));
+ * forwardRequest(pool, open, req, res, decision.path, framing.bodyLength, (error) => fail(error));
  * ```
  */
 export function forwardRequest(
   pool: UpstreamPool,
+  open: Set<{ destroy(): unknown }>,
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
@@ -343,8 +349,12 @@ export function forwardRequest(
   const exchange = new Exchange(pool, req, res, bodyLength, onError);
   const connection = pool.acquire(exchange);
   exchange.connection = connection;
-  // A client that goes away aborts the upstream request (and, through it, dockerd's work).
-  res.on('close', () => {
+  // Registered in `open` until it closes, so the proxy's close() can end it. A client that goes
+  // away aborts the upstream request (and, through it, dockerd's work). One listener for both: this
+  // runs for every request.
+  open.add(res);
+  res.once('close', () => {
+    open.delete(res);
     if (!res.writableFinished) exchange.abandon();
   });
   connection.socket.write(requestHead(req, path, bodyLength), 'latin1');

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
-import { decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
+import { decideAndLog, loggablePath, reportWhenClosed, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 import { headProblem, readRequestInfo } from './request-info.js';
@@ -84,7 +84,8 @@ export function createWebHandler(context: ProxyContext): WebHandler {
         );
       }
     }
-    const started = performance.now();
+    // Only the onRequest event needs the start time.
+    const started = context.onRequest === undefined ? 0 : performance.now();
     let upstreamFailed = false;
     // One event per request, when the client's response is over (sent, streamed, or cut).
     const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
@@ -150,7 +151,6 @@ export function createWebHandler(context: ProxyContext): WebHandler {
     // The decided canonical target goes upstream verbatim: what is forwarded is what was decided.
     const path = decision.path;
 
-    track(context.open, res);
     const onError = (error: Error): void => {
       log('%s %s upstream error: %s', method, loggablePath(path), error.message);
       upstreamFailed = true;
@@ -172,7 +172,7 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       );
     };
     try {
-      forwardRequest(context.pool, req, res, path, framing.bodyLength, onError);
+      forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, onError);
     } catch (error) {
       // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
       onError(error instanceof Error ? error : new Error(String(error)));
