@@ -1,5 +1,12 @@
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import type { Evaluate } from '../../src/policy/evaluate.js';
+import type { Decision } from '../../src/policy/types.js';
+import { createProxy } from '../../src/proxy/index.js';
+import { serve, type ServedFilter } from './filter-server.js';
 
 /**
  * A scripted fake dockerd on a unix socket, for what a real one does not produce on demand
@@ -73,4 +80,60 @@ export async function fakeDockerd(directory: string, name: string): Promise<Fake
   });
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   return fake;
+}
+
+/**
+ * A stand-in policy for the tests of the proxy itself: allows every request, on its target as
+ * received.
+ */
+export const allowAll = (_method: string, target: string): Decision => ({
+  allowed: true,
+  status: 200,
+  rule: 'test',
+  reason: 'allowed by the test',
+  path: target,
+});
+
+/** A proxy in front of a fake dockerd, as `fakeProxies().start` returns it. */
+export interface FakeProxy {
+  readonly fake: FakeDockerd;
+  readonly served: ServedFilter;
+}
+
+/**
+ * Registers, in the calling `describe`, a temp directory for fake dockerd sockets and the closing of
+ * whatever `start` started after each test; `start` puts a bare proxy deciding with `evaluate` in
+ * front of a fresh fake dockerd.
+ *
+ * @example
+ * ```ts
+ * const proxies = fakeProxies('dsf-fake-');
+ * it('…', async () => {
+ *   const { fake, served } = await proxies.start(allowAll);
+ * });
+ * ```
+ */
+export function fakeProxies(prefix: string): { start(evaluate: Evaluate): Promise<FakeProxy> } {
+  let directory = '';
+  const started: FakeProxy[] = [];
+  beforeAll(async () => {
+    directory = await mkdtemp(join(tmpdir(), prefix));
+  });
+  afterEach(async () => {
+    for (const { fake, served } of started.splice(0)) {
+      await served.close();
+      await fake.close();
+    }
+  });
+  afterAll(async () => {
+    await rm(directory, { recursive: true, force: true });
+  });
+  return {
+    async start(evaluate) {
+      const fake = await fakeDockerd(directory, `d${Date.now()}${Math.random().toString(36).slice(2, 8)}.sock`);
+      const served = await serve(createProxy({ evaluate, socketPath: fake.socketPath }));
+      started.push({ fake, served });
+      return { fake, served };
+    },
+  };
 }

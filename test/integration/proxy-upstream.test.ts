@@ -1,24 +1,13 @@
 import { get, request, type IncomingMessage } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Decision } from '../../src/policy/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProxy } from '../../src/proxy/index.js';
 import { createSocketFilter, tecnativaPreset } from '../../src/index.js';
-import { fakeDockerd, type FakeDockerd } from '../helpers/fake-dockerd.js';
+import { allowAll, fakeProxies, type FakeDockerd } from '../helpers/fake-dockerd.js';
 import { serve, type ServedFilter } from '../helpers/filter-server.js';
 import { httpRequest, rawExchange } from '../helpers/raw-http.js';
 
 // These tests put a scripted fake dockerd behind the proxy to reach the failure modes a real one
 // does not produce on demand. The policy is a stand-in that allows everything as received.
-const allowAll = (_method: string, target: string): Decision => ({
-  allowed: true,
-  status: 200,
-  rule: 'test',
-  reason: 'allowed by the test',
-  path: target,
-});
 
 function getResponse(port: number, path: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -37,23 +26,12 @@ function readAll(res: IncomingMessage): Promise<string> {
 }
 
 describe('the proxy against a scripted fake dockerd', () => {
-  let directory: string;
   let fake: FakeDockerd;
   let served: ServedFilter;
-  beforeAll(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'dsf-fake-'));
-  });
-  afterAll(async () => {
-    await rm(directory, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    await served?.close();
-    await fake?.close();
-  });
+  const proxies = fakeProxies('dsf-fake-');
 
   async function setup(evaluate = allowAll): Promise<void> {
-    fake = await fakeDockerd(directory, `d${Date.now()}.sock`);
-    served = await serve(createProxy({ evaluate, socketPath: fake.socketPath }));
+    ({ fake, served } = await proxies.start(evaluate));
   }
 
   it('forwards exactly the decided path: no re-parsing of `..`, `\\` or percent-escapes', async () => {

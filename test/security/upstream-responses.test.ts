@@ -2,24 +2,12 @@
 // requests, so a response whose end is in any doubt must never leave bytes behind that the next
 // request would read as its answer. A real dockerd does not send malformed answers on demand; a
 // scripted fake one does (test/helpers/fake-dockerd.ts).
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import type { Decision } from '../../src/policy/types.js';
-import { createProxy } from '../../src/proxy/index.js';
-import { fakeDockerd, type FakeDockerd } from '../helpers/fake-dockerd.js';
-import { serve, type ServedFilter } from '../helpers/filter-server.js';
+import { beforeEach, describe, expect, test } from 'vitest';
+import { allowAll, fakeProxies, type FakeDockerd } from '../helpers/fake-dockerd.js';
+import type { ServedFilter } from '../helpers/filter-server.js';
 
-const allowAll = (_method: string, target: string): Decision => ({
-  allowed: true,
-  status: 200,
-  rule: 'test',
-  reason: 'allowed by the test',
-  path: target,
-});
 
 interface Answer {
   readonly status: number;
@@ -54,23 +42,12 @@ function echoPath(socket: Socket, head: string): void {
 }
 
 describe('dockerd answers the forwarder cannot trust', () => {
-  let directory: string;
   let fake: FakeDockerd;
   let served: ServedFilter;
-  beforeAll(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'dsf-desync-'));
-  });
-  afterAll(async () => {
-    await rm(directory, { recursive: true, force: true });
-  });
-  afterEach(async () => {
-    await served?.close();
-    await fake?.close();
-  });
+  const proxies = fakeProxies('dsf-desync-');
 
   async function setup(first: (socket: Socket, head: string) => unknown): Promise<void> {
-    fake = await fakeDockerd(directory, `d${Date.now()}${Math.random()}.sock`);
-    served = await serve(createProxy({ evaluate: allowAll, socketPath: fake.socketPath }));
+    ({ fake, served } = await proxies.start(allowAll));
     let answered = 0;
     fake.onRequest = (socket, head) => {
       answered += 1;
@@ -198,24 +175,13 @@ describe('dockerd answers the forwarder cannot trust', () => {
 });
 
 describe('request bodies reach dockerd framed from the decided length', () => {
-  let directory: string;
   let fake: FakeDockerd;
   let served: ServedFilter;
+  const proxies = fakeProxies('dsf-framing-');
   // A fresh fake and proxy per test: the fake takes each connection over to read the body, so a
   // connection the proxy kept from one test must not reach the next.
-  beforeAll(async () => {
-    directory = await mkdtemp(join(tmpdir(), 'dsf-framing-'));
-  });
   beforeEach(async () => {
-    fake = await fakeDockerd(directory, `d${Date.now()}${Math.random()}.sock`);
-    served = await serve(createProxy({ evaluate: allowAll, socketPath: fake.socketPath }));
-  });
-  afterEach(async () => {
-    await served.close();
-    await fake.close();
-  });
-  afterAll(async () => {
-    await rm(directory, { recursive: true, force: true });
+    ({ fake, served } = await proxies.start(allowAll));
   });
 
   /** Reads the body the fake receives after `head`, by the framing the head declares. */
