@@ -64,6 +64,12 @@ export function readRequestInfo(headers: IncomingHttpHeaders): RequestFraming {
     if (codings.at(-1) !== 'chunked') {
       return { upgrade, bodyLength: -1, problem: 'Transfer-Encoding must end with chunked' };
     }
+    // A coding before `chunked` (`gzip, chunked`) would reach dockerd as a body labelled plain:
+    // the forwarder re-chunks the decoded body and names only `chunked`. dockerd refuses such
+    // codings itself (501); refusing here keeps what is forwarded exactly what was received.
+    if (codings.length !== 1) {
+      return { upgrade, bodyLength: -1, problem: 'Transfer-Encoding must be chunked alone' };
+    }
     return { upgrade, bodyLength: -1, problem: null };
   }
 
