@@ -126,7 +126,7 @@ class Exchange implements UpstreamUser {
 
   onEnd(): void {
     if (this.phase === Phase.Body && this.framing === 'close') {
-      this.finish(false);
+      this.finish();
       return;
     }
     this.failUpstream(hangUp());
@@ -188,13 +188,12 @@ class Exchange implements UpstreamUser {
     // The terminator may straddle two reads: search from just before the new bytes.
     const from = this.head === null ? 0 : Math.max(0, this.head.length - 3);
     const end = buffer.indexOf(HEAD_END, from, 'latin1');
-    if (end > MAX_RESPONSE_HEAD_BYTES) {
+    if (end > MAX_RESPONSE_HEAD_BYTES || (end === -1 && buffer.length > MAX_RESPONSE_HEAD_BYTES)) {
       this.failUpstream(badResponse('The Docker daemon sent a response head that is too large'));
       return;
     }
     if (end === -1) {
-      if (buffer.length > MAX_RESPONSE_HEAD_BYTES) this.failUpstream(badResponse('The Docker daemon sent a response head that is too large'));
-      else this.head = this.head === null ? Buffer.from(buffer) : buffer;
+      this.head = this.head === null ? Buffer.from(buffer) : buffer;
       return;
     }
     this.head = null;
@@ -222,7 +221,7 @@ class Exchange implements UpstreamUser {
     switch (head.framing) {
       case 'none':
         if (rest.length > 0) this.keepAlive = false;
-        this.finish(true);
+        this.finish();
         return;
       case 'length':
         this.remaining = head.length;
@@ -253,7 +252,7 @@ class Exchange implements UpstreamUser {
         // Bytes past the declared length answer nothing this connection asked: never reuse it.
         if (chunk.length > remaining) this.keepAlive = false;
         this.remaining = 0;
-        this.finish(true, chunk.length === remaining ? chunk : chunk.subarray(0, remaining));
+        this.finish(chunk.length === remaining ? chunk : chunk.subarray(0, remaining));
         return;
       }
       case 'chunked': {
@@ -264,7 +263,7 @@ class Exchange implements UpstreamUser {
           return;
         }
         if (result < chunk.length) this.keepAlive = false;
-        this.finish(true);
+        this.finish();
         return;
       }
       default:
@@ -272,21 +271,19 @@ class Exchange implements UpstreamUser {
     }
   }
 
-  /** The response is complete: end the client's response and return or drop the connection. */
-  private finish(reusable: boolean, last?: Buffer): void {
+  /**
+   * The response is complete: end the client's response, and return the connection to the pool or
+   * drop it. A read-until-close answer never has `keepAlive`.
+   */
+  private finish(last?: Buffer): void {
     this.phase = Phase.Done;
     const connection = this.connection;
-    if (connection !== null) {
-      if (reusable && this.keepAlive && this.requestSent && !this.waitingForDrain) {
-        this.connection = null;
-        this.pool.release(connection);
-      } else {
-        this.dropConnection();
-      }
+    if (connection !== null && this.keepAlive && this.requestSent && !this.waitingForDrain) {
+      this.connection = null;
+      this.pool.release(connection);
+    } else {
+      this.dropConnection();
     }
-    // A body dockerd answered before reading it all is drained into the void, so the client's
-    // connection moves on to its next request.
-    if (!this.requestSent) this.req.resume();
     if (last === undefined || last.length === 0) this.res.end();
     else this.res.end(Buffer.from(last));
   }
@@ -305,6 +302,8 @@ class Exchange implements UpstreamUser {
   }
 
   private dropConnection(): void {
+    // A body dockerd answered (or failed) before reading it all is drained into the void, so the
+    // client's connection moves on to its next request.
     if (!this.requestSent) this.req.resume();
     const connection = this.connection;
     this.connection = null;
