@@ -1,8 +1,11 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Debugger } from 'debug';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate } from '../policy/evaluate.js';
 import type { Decision, RequestInfo } from '../policy/types.js';
+import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 import type { UpstreamPool } from './pool.js';
+import { headProblem, readRequestInfo, type RequestFraming } from './request-info.js';
 
 export type { Evaluate };
 
@@ -171,4 +174,61 @@ export function reportWhenClosed(
   stream.once('close', () => {
     report(context, { ...fields, status: status(), durationMs: performance.now() - started });
   });
+}
+
+/**
+ * What a closed proxy answers (503) to every request and upgrade.
+ *
+ * @example
+ * ```ts
+ * await proxy.close(); // later requests get {"message":"The Docker socket filter is closed"}
+ * ```
+ */
+export const CLOSED_MESSAGE = 'The Docker socket filter is closed';
+
+/**
+ * A request refused before it is decided, with the status and message to answer.
+ *
+ * @example
+ * ```ts
+ * const refusal: Refusal = { status: 414, message: TARGET_TOO_LONG_MESSAGE };
+ * ```
+ */
+export interface Refusal {
+  readonly status: 400 | 414 | 503;
+  readonly message: string;
+}
+
+/**
+ * The checks both handlers make before a request is decided: a closed proxy (503), a target over
+ * the limit (414, before anything reads it: no Docker API call is that long, and neither `evaluate`
+ * nor the log should spend time on one), and framing that cannot be trusted (400: the body boundary
+ * is in doubt, so nothing more on the connection can be). Returns the request's framing, or why it
+ * is refused.
+ *
+ * @example
+ * ```ts
+ * const checked = checkBeforeDeciding(context, log, req.method ?? '', req.url ?? '', req);
+ * if ('message' in checked) refuse(checked.status, checked.message);
+ * ```
+ */
+export function checkBeforeDeciding(
+  context: ProxyContext,
+  log: Debugger,
+  method: string,
+  target: string,
+  req: { readonly headers: IncomingHttpHeaders; readonly rawHeaders: readonly string[] },
+): RequestFraming | Refusal {
+  if (context.closed) return { status: 503, message: CLOSED_MESSAGE };
+  if (target.length > MAX_TARGET_LENGTH) {
+    log('%s (target of %d bytes) -> 414', method, target.length);
+    return { status: 414, message: TARGET_TOO_LONG_MESSAGE };
+  }
+  const framing = readRequestInfo(req.headers);
+  const problem = framing.problem ?? headProblem(method, req.rawHeaders, framing.bodyLength);
+  if (problem !== null) {
+    log('%s %s -> 400 framing: %s', method, loggablePath(target), problem);
+    return { status: 400, message: problem };
+  }
+  return framing;
 }

@@ -2,12 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
+import { checkBeforeDeciding, decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
 import { writeRawJsonError } from './deny.js';
-import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
-import { headProblem, readRequestInfo } from './request-info.js';
 import { upstreamFailureMessage } from './upstream-error.js';
-import { CLOSED_MESSAGE } from './web.js';
 
 const log = createDebug('docker-socket-filter:upgrade');
 
@@ -79,27 +76,13 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
       writeRawJsonError(socket, status, message);
     };
 
-    if (context.closed) {
-      reportWhenOver(null, false, null, CLOSED_MESSAGE);
-      refuse(503, CLOSED_MESSAGE);
+    const checked = checkBeforeDeciding(context, log, method, target, req);
+    if ('message' in checked) {
+      reportWhenOver(null, false, null, checked.message);
+      refuse(checked.status, checked.message);
       return;
     }
-
-    if (target.length > MAX_TARGET_LENGTH) {
-      log('%s (target of %d bytes) -> 414', method, target.length);
-      reportWhenOver(null, false, null, TARGET_TOO_LONG_MESSAGE);
-      refuse(414, TARGET_TOO_LONG_MESSAGE);
-      return;
-    }
-
-    const framing = readRequestInfo(req.headers);
-    const problem = framing.problem ?? headProblem(method, req.rawHeaders, framing.bodyLength);
-    if (problem !== null) {
-      log('%s %s -> 400 framing: %s', method, loggablePath(target), problem);
-      reportWhenOver(null, false, null, problem);
-      refuse(400, problem);
-      return;
-    }
+    const framing = checked;
 
     // Node only emits 'upgrade' for what it parsed as an upgrade, so this is always an upgrade:
     // decide on it as one (an upgrade is a write), whatever the headers' exact spelling.

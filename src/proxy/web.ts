@@ -1,10 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
-import { decideAndLog, loggablePath, reportWhenClosed, type ProxyContext } from './context.js';
+import { checkBeforeDeciding, decideAndLog, loggablePath, reportWhenClosed, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
-import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
-import { headProblem, readRequestInfo } from './request-info.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 import { forwardRequest } from './forward.js';
 
@@ -27,16 +25,6 @@ export type WebHandler = (
   res: ServerResponse,
   next?: (error?: unknown) => void,
 ) => void;
-
-/**
- * What a closed proxy answers (503) to every request and upgrade.
- *
- * @example
- * ```ts
- * await proxy.close(); // later requests get {"message":"The Docker socket filter is closed"}
- * ```
- */
-export const CLOSED_MESSAGE = 'The Docker socket filter is closed';
 
 const UPGRADE_MESSAGE =
   'This request asks to upgrade the connection, which the request handler cannot do: ' +
@@ -100,27 +88,12 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       sendJsonError(res, status, message, { close: true });
     };
 
-    if (context.closed) {
-      refuse(503, CLOSED_MESSAGE);
+    const checked = checkBeforeDeciding(context, log, method, target, req);
+    if ('message' in checked) {
+      refuse(checked.status, checked.message);
       return;
     }
-
-    // Checked before anything reads the target: a multi-kilobyte target is no Docker API call,
-    // and neither `evaluate` nor the log should spend time on one.
-    if (target.length > MAX_TARGET_LENGTH) {
-      log('%s (target of %d bytes) -> 414', method, target.length);
-      refuse(414, TARGET_TOO_LONG_MESSAGE);
-      return;
-    }
-
-    const framing = readRequestInfo(req.headers);
-    const problem = framing.problem ?? headProblem(method, req.rawHeaders, framing.bodyLength);
-    if (problem !== null) {
-      log('%s %s -> 400 framing: %s', method, loggablePath(target), problem);
-      // The body boundary is in doubt, so nothing more on this connection can be trusted.
-      refuse(400, problem);
-      return;
-    }
+    const framing = checked;
 
     // dockerd treats the mere presence of `Upgrade` as a hijack request, so one that reaches the
     // request handler (no 'upgrade' listener, or no `Connection: Upgrade`) is refused rather than
