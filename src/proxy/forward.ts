@@ -32,6 +32,23 @@ const CHUNK_END = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 
 /**
+ * Hands what Node still holds of a response to the kernel: writes corked in the message (Node >=
+ * 24.22) and in its socket. Used before a response is destroyed, so that what was relayed is not
+ * lost with it.
+ *
+ * @example
+ * ```ts
+ * flushHeldWrites(res);
+ * res.destroy();
+ * ```
+ */
+export function flushHeldWrites(res: ServerResponse): void {
+  while (res.writableCorked > 0) res.uncork();
+  const socket = res.socket;
+  if (socket !== null) while (socket.writableCorked > 0) socket.uncork();
+}
+
+/**
  * The error a forwarder reports for a response it cannot relay; `upstreamFailureMessage` words it.
  *
  * @example
@@ -291,10 +308,12 @@ class Exchange implements UpstreamUser {
   /** dockerd failed, or sent what cannot be relayed: 502 if nothing was sent, else a cut stream. */
   private failUpstream(error: Error): void {
     if (this.phase === Phase.Done) return;
-    // Node holds a response's first writes until the next tick (it corks the socket); the caller
-    // destroys the response now, so hand over what was relayed first: the client then sees the
-    // head and a cut body, not a connection that closed without an answer.
-    if (this.phase === Phase.Body) this.res.socket?.uncork();
+    // Node holds a response's first writes until the next tick: in the response itself (Node
+    // >= 24.22 corks the message and buffers chunked writes there) and in the socket (older
+    // releases cork the socket). The caller destroys the response now, so hand over what was
+    // relayed first, from both: the client then sees the head and a cut body, not a connection
+    // that closed without an answer.
+    if (this.phase === Phase.Body) flushHeldWrites(this.res);
     this.phase = Phase.Done;
     log('%s upstream failure: %s', this.req.method, error.message);
     this.dropConnection();
