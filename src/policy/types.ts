@@ -11,23 +11,167 @@
  * ```
  */
 export interface Decision {
-  /** `true` only when the request may be forwarded to dockerd. */
+  /** `true` only when the request may be forwarded to dockerd (after its `obligations`, if any). */
   readonly allowed: boolean;
-  /** `200` when allowed, `400` for a request-target dockerd would not route as-is, `403` when refused by policy. */
-  readonly status: 200 | 400 | 403;
+  /**
+   * `200` when allowed; `400` for a request the filter cannot read one way only (a request-target
+   * dockerd would not route as-is, a body or query that is ambiguous); `403` when refused by policy;
+   * `404` for an object the client may not see (answered exactly as dockerd answers a missing one);
+   * `413` for a body over the bound of its check.
+   */
+  readonly status: 200 | 400 | 403 | 404 | 413;
   /**
    * What decided: a rule id such as `"CONTAINERS"`, `"POST"`, `"ALLOW_START"`, a hardening check such
-   * as `"method"`, `"container-name"`, `"start-body"`, `"min-api-version"`, or `"default-deny"` when no
+   * as `"method"`, `"container-name"`, `"start-body"`, `"min-api-version"`, a body check's variable
+   * such as `"ALLOW_PRIVILEGED"`, `"clients"` when no client matched, or `"default-deny"` when no
    * rule matched. `null` when the request-target was refused as malformed before any rule ran.
    */
   readonly rule: string | null;
-  /** One sentence a person understands, e.g. `POST /v1.41/containers/create needs POST=1 and CONTAINERS=1`. */
+  /**
+   * One sentence a person understands, naming the filter and what would allow the request, e.g.
+   * `docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1 and CONTAINERS=1`.
+   */
   readonly reason: string;
   /**
-   * The canonical origin-form target (path, then the query unchanged) that is forwarded to dockerd and
-   * that the decision was made on; `null` when the target was refused as malformed.
+   * The canonical origin-form target (path, then the query) that is forwarded to dockerd and that
+   * the decision was made on; `null` when the target was refused as malformed.
    */
   readonly path: string | null;
+  /** The `name` of the client the request was decided for, for policies with clients. */
+  readonly client?: string;
+  /**
+   * For a refusal by a body or query check: the field, as dockerd's API spells it whatever case the
+   * client used (`HostConfig.Binds[1]`, `Mounts[0].Source`, `query.checkpoint`).
+   */
+  readonly field?: string;
+  /** What the proxy must still do before (or while) forwarding an allowed request. */
+  readonly obligations?: Obligations;
+}
+
+/**
+ * What an allowed decision asks of the proxy: I/O that a pure `evaluate` cannot do. Each is data,
+ * carrying everything the proxy needs, so the proxy stays generic and the decision self-contained.
+ *
+ * @example
+ * ```ts
+ * const decision = filter.evaluate('POST', '/v1.41/containers/create', { bodyLength: 120 });
+ * decision.obligations?.body; // { maxBytes: 1048576 }: read the body, then evaluate again with it
+ * ```
+ */
+export interface Obligations {
+  /**
+   * The endpoint has a body check: read the whole body (at most `maxBytes`, else `413`), then decide
+   * again with `request.body` (and `request.daemon`); the bytes forwarded are the bytes inspected.
+   */
+  readonly body?: { readonly maxBytes: number };
+  /**
+   * Forward only when each of these named volumes already exists on dockerd (forwarding would
+   * create it, which this policy does not grant); otherwise refuse with `403`, `rule` and `reason`
+   * (in which `{name}` stands for the volume's name).
+   */
+  readonly existingVolumes?: { readonly names: readonly string[]; readonly rule: string; readonly reason: string };
+  /**
+   * Forward only when the object the request names is visible to this client (its labels satisfy
+   * `labels`); otherwise answer `404` with dockerd's own message for a missing one.
+   */
+  readonly visible?: { readonly kind: VisibleKind; readonly id: string; readonly labels: readonly LabelRequirement[] };
+  /** Rewrite dockerd's answer before it reaches the client (see `rewriteResponse`). */
+  readonly response?: ResponseRewrite;
+}
+
+/**
+ * The kinds of object visibility is judged on.
+ *
+ * @example
+ * ```ts
+ * const kind: VisibleKind = 'container';
+ * ```
+ */
+export type VisibleKind = 'container' | 'exec' | 'service' | 'task';
+
+/**
+ * One requirement on an object's labels: `key=value`, or the key alone (`value: undefined`: the
+ * object has the label, whatever its value).
+ *
+ * @example
+ * ```ts
+ * const requirement: LabelRequirement = { key: 'traefik.enable', value: 'true' };
+ * ```
+ */
+export interface LabelRequirement {
+  readonly key: string;
+  readonly value?: string;
+}
+
+/**
+ * How an answer is rewritten: `kind` names the shape of dockerd's answer (container inspect, a
+ * service list, the events stream, …), the rest what is done to it.
+ *
+ * @example
+ * ```ts
+ * const rewrite: ResponseRewrite = { kind: 'container-inspect', redactEnv: true };
+ * ```
+ */
+export interface ResponseRewrite {
+  readonly kind: ResponseKind;
+  /** Replace environment values by a fixed marker (names are kept). */
+  readonly redactEnv: boolean;
+  /** Drop objects (list items, events) whose labels do not satisfy these requirements. */
+  readonly labels?: readonly LabelRequirement[];
+}
+
+/**
+ * The answer shapes a rewrite knows.
+ *
+ * @example
+ * ```ts
+ * const kind: ResponseKind = 'events';
+ * ```
+ */
+export type ResponseKind =
+  | 'container-inspect'
+  | 'container-list'
+  | 'service-inspect'
+  | 'service-list'
+  | 'task-inspect'
+  | 'task-list'
+  | 'exec-inspect'
+  | 'events';
+
+/**
+ * Who sent a request, as the server saw it: the peer address of its connection (never a header
+ * such as `X-Forwarded-For`) and the name of the listener it came in on.
+ *
+ * @example
+ * ```ts
+ * const client: ClientInfo = { address: '172.25.0.2', listener: 'tcp' };
+ * ```
+ */
+export interface ClientInfo {
+  /** The peer's IP address (IPv4-mapped IPv6 addresses are read as IPv4); absent on unix sockets. */
+  readonly address?: string;
+  /** The `name` of the listen entry the connection was accepted on. */
+  readonly listener?: string;
+}
+
+/**
+ * Facts about the daemon that body checks judge against: a value equal to what dockerd itself uses
+ * when a field is absent is not an escape. The proxy reads them from `GET /info` and `GET /version`.
+ *
+ * @example
+ * ```ts
+ * const daemon: DaemonFacts = { defaultRuntime: 'runc', cgroupVersion: '1', apiVersion: '1.41' };
+ * ```
+ */
+export interface DaemonFacts {
+  /** `DefaultRuntime` of `/info`. */
+  readonly defaultRuntime?: string;
+  /** `CgroupVersion` of `/info`: on `1` dockerd's default cgroup namespace mode is `host`. */
+  readonly cgroupVersion?: string;
+  /** `ApiVersion` of `/version`. */
+  readonly apiVersion?: string;
+  /** `Version` of `/version` (the engine's release). */
+  readonly engineVersion?: string;
 }
 
 /**
@@ -46,6 +190,16 @@ export interface RequestInfo {
    * is unknown (chunked), `0` or absent for no body.
    */
   readonly bodyLength?: number;
+  /** The `Host` header as received: an absolute-form target must name the same authority. */
+  readonly host?: string;
+  /** Who sent the request, for policies with clients. */
+  readonly client?: ClientInfo;
+  /** The whole request body, for endpoints with a body check (see `Obligations.body`). */
+  readonly body?: string | Uint8Array;
+  /** Every `Content-Type` header of the request, as received. */
+  readonly contentType?: string | readonly string[];
+  /** Facts about the daemon body checks judge against. */
+  readonly daemon?: DaemonFacts;
 }
 
 /** The HTTP methods the Docker Engine API uses. Anything else is refused before the rules run. */
