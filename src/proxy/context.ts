@@ -51,7 +51,7 @@ export function decide(
       allowed: false,
       status: 403,
       rule: null,
-      reason: 'The filter failed to decide on this request',
+      reason: 'docker-socket-filter failed to decide on this request, so it is refused',
       path: null,
     };
   }
@@ -71,7 +71,7 @@ export function decideAndLog(
   log: Debugger,
   method: string,
   target: string,
-  request: { readonly upgrade: boolean; readonly bodyLength: number },
+  request: RequestInfo & { readonly upgrade: boolean; readonly bodyLength: number },
 ): Decision {
   const decision = decide(context.evaluate, method, target, request);
   if (log.enabled) {
@@ -181,10 +181,10 @@ export function reportWhenClosed(
  *
  * @example
  * ```ts
- * await proxy.close(); // later requests get {"message":"The Docker socket filter is closed"}
+ * await proxy.close(); // later requests get {"message":"docker-socket-filter is closed"}
  * ```
  */
-export const CLOSED_MESSAGE = 'The Docker socket filter is closed';
+export const CLOSED_MESSAGE = 'docker-socket-filter is closed';
 
 /**
  * A request refused before it is decided, with the status and message to answer.

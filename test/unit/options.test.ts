@@ -97,7 +97,7 @@ describe('policy rule validation', () => {
       policy: {
         name: 'custom',
         rules: [
-          { id: 'no-exec', effect: 'deny', paths: ['/containers/*/exec'], reason: 'is never allowed here' },
+          { id: 'no-exec', effect: 'deny', paths: ['/containers/*/exec'], reason: 'exec is never allowed here' },
           { id: 'containers', effect: 'allow', paths: ['/containers/**'] },
         ],
       },
@@ -106,7 +106,7 @@ describe('policy rule validation', () => {
       allowed: false,
       status: 403,
       rule: 'no-exec',
-      reason: 'POST /v1.41/containers/web/exec is never allowed here',
+      reason: 'docker-socket-filter denied POST /v1.41/containers/web/exec: exec is never allowed here',
       path: '/v1.41/containers/web/exec',
     });
     expect(evaluate('POST', '/v1.41/containers/web/start').allowed).toBe(true);
