@@ -81,6 +81,9 @@ function requestHead(req: IncomingMessage, path: string, bodyLength: number): st
       head += `${name}: ${raw[index + 1] as string}\r\n`;
     }
   }
+  // An HTTP/1.0 request may come without `Host`; it is forwarded as HTTP/1.1, which needs one
+  // (dockerd answers 400 without it). The value is not read by dockerd.
+  if (req.headers.host === undefined) head += 'Host: docker\r\n';
   if (bodyLength === -1) head += 'Transfer-Encoding: chunked\r\n';
   else if (bodyLength > 0 || req.headers['content-length'] !== undefined) head += `Content-Length: ${bodyLength}\r\n`;
   return `${head}\r\n`;

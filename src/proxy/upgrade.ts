@@ -89,6 +89,7 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
     const decision = decideAndLog(context, log, method, target, {
       upgrade: true,
       bodyLength: framing.bodyLength,
+      ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
     });
     reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
     if (!decision.allowed || decision.path === null) {
@@ -117,6 +118,7 @@ function requestHead(req: IncomingMessage, path: string): string {
     const name = raw[index] as string;
     if (!DROPPED_REQUEST_HEADERS.has(name.toLowerCase())) text += `${name}: ${raw[index + 1]}\r\n`;
   }
+  if (req.headers.host === undefined) text += 'Host: docker\r\n';
   // `close` makes dockerd end the connection after a non-101 answer, so nothing on this
   // connection is ever read as a second request; dockerd checks only for the `Upgrade` header
   // and the websocket handshake only for the `upgrade` token, so `101` still happens.

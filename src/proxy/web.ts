@@ -107,6 +107,7 @@ export function createWebHandler(context: ProxyContext): WebHandler {
     const decision = decideAndLog(context, log, method, target, {
       upgrade: false,
       bodyLength: framing.bodyLength,
+      ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
     });
     reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
     if (!decision.allowed || decision.path === null) {
