@@ -32,6 +32,9 @@ export const PRESETS = ['tecnativa', 'linuxserver'] as const;
 /** Defaults of the CLI's own settings (the preset variables have the preset's defaults). */
 export const CLI_DEFAULTS = Object.freeze({
   preset: 'tecnativa' as (typeof PRESETS)[number],
+  // Loopback only: on a bare host, every interface would offer the Docker API to the network.
+  // The image sets LISTEN=:2375 explicitly, as Tecnativa's image listens.
+  host: '127.0.0.1',
   port: 2375,
   socketMode: 0o660,
   // Below `docker stop`'s 10 s before SIGKILL, so the guard can still end streams and exit 0.
@@ -312,7 +315,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
     const fromEnv = variable(env, 'LISTEN');
     listen =
       fromEnv === undefined
-        ? [{ kind: 'tcp', host: defaultHost, port: CLI_DEFAULTS.port }]
+        ? [{ kind: 'tcp', host: CLI_DEFAULTS.host, port: CLI_DEFAULTS.port }]
         : fromEnv
             .split(',')
             .filter((part) => part.trim() !== '')

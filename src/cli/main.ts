@@ -7,8 +7,9 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { createSocketFilter } from '../filter.js';
 import { createBatchedWriter, createLogger, type Logger } from '../log.js';
 import { formatPermissionTable } from '../policy/table.js';
-import { CLI_DEFAULTS, parseCli, type CliConfig, type ListenAddress } from './args.js';
+import { CLI_DEFAULTS, describeListenAddress, parseCli, type CliConfig, type ListenAddress } from './args.js';
 import { startListener, StartupError, type Listener } from './listen.js';
+import { startupWarnings } from './warnings.js';
 
 const debug = createDebug('docker-socket-filter:cli');
 
@@ -55,7 +56,7 @@ Commands:
 
 Options:
   --listen ADDR          host:port, [ipv6]:port, :port or unix:/path/to.sock; repeatable
-                         (env LISTEN, comma-separated; default :2375)
+                         (env LISTEN, comma-separated; default 127.0.0.1:2375)
   --socket-mode MODE     mode of unix listening sockets (env LISTEN_SOCKET_MODE; default 0660)
   --grace SECONDS        on SIGTERM/SIGINT, how long in-flight requests may finish before
                          streams are cut (env SHUTDOWN_GRACE; default ${CLI_DEFAULTS.graceMs / 1000})
@@ -112,7 +113,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
     case 'healthcheck':
       return healthcheck(config, out);
     case 'serve':
-      return serve(config, out, io.signals ?? process);
+      return serve(config, env, out, io.signals ?? process);
   }
 }
 
@@ -196,7 +197,12 @@ async function checkDockerSocket(socketPath: string, logger: Logger): Promise<vo
   }
 }
 
-async function serve(config: CliConfig, io: Required<Omit<CliIo, 'signals'>>, signals: NodeJS.EventEmitter): Promise<number> {
+async function serve(
+  config: CliConfig,
+  env: NodeJS.ProcessEnv,
+  io: Required<Omit<CliIo, 'signals'>>,
+  signals: NodeJS.EventEmitter,
+): Promise<number> {
   // One write per turn of the event loop, not one per line: see createBatchedWriter.
   const lines = createBatchedWriter(io.stderr);
   process.on('exit', lines.flush);
@@ -207,7 +213,7 @@ async function serve(config: CliConfig, io: Required<Omit<CliIo, 'signals'>>, si
   };
   try {
     const logger = createLogger({ level: config.logLevel, write: lines.write });
-    return await serveWith(config, { ...io, stderr }, signals, logger);
+    return await serveWith(config, env, { ...io, stderr }, signals, logger);
   } finally {
     lines.flush();
     process.off('exit', lines.flush);
@@ -216,6 +222,7 @@ async function serve(config: CliConfig, io: Required<Omit<CliIo, 'signals'>>, si
 
 async function serveWith(
   config: CliConfig,
+  env: NodeJS.ProcessEnv,
   io: Required<Omit<CliIo, 'signals'>>,
   signals: NodeJS.EventEmitter,
   logger: Logger,
@@ -255,6 +262,11 @@ async function serveWith(
       granted: Object.keys(settings).filter((name) => settings[name]).join(',') || '-',
       socket: config.socketPath,
     });
+    const bound = (address: ListenAddress): string =>
+      listeners.find((listener) => listener.address === address)?.description ?? describeListenAddress(address);
+    for (const warning of startupWarnings(config.listen, config.policy, env, bound)) {
+      logger.log('warning', warning.message, warning.fields);
+    }
 
     const signal = await watcher.first;
     return await shutdown(signal, config, listeners, filter, logger, watcher.second);

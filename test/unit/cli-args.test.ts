@@ -14,7 +14,7 @@ function refusal(argv: string[], env: Record<string, string> = {}): string {
 }
 
 describe('defaults', () => {
-  test('no arguments, empty environment: serve the Tecnativa defaults on every interface, port 2375', () => {
+  test('no arguments, empty environment: serve the Tecnativa defaults on loopback, port 2375', () => {
     const c = config([]);
     expect(c).toMatchObject({
       command: 'serve',
@@ -26,7 +26,7 @@ describe('defaults', () => {
       json: false,
       check: undefined,
     });
-    expect(c.listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+    expect(c.listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]);
     expect(c.policy.source?.settings).toMatchObject({ EVENTS: true, PING: true, VERSION: true, CONTAINERS: false, POST: false });
   });
 
@@ -39,16 +39,19 @@ describe('defaults', () => {
   test('empty variables count as unset', () => {
     const c = config([], { LISTEN: '', SOCKET_PATH: '', LOG_LEVEL: '', PRESET: '', SHUTDOWN_GRACE: '', LISTEN_SOCKET_MODE: '' });
     expect(c).toMatchObject({ socketPath: '/var/run/docker.sock', logLevel: 'info', preset: 'tecnativa', socketMode: 0o660 });
-    expect(c.listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+    expect(c.listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]);
   });
 });
 
-describe('DISABLE_IPV6', () => {
+describe('DISABLE_IPV6 (for addresses without a host, such as the image\'s LISTEN=:2375)', () => {
   test.each(['1', 'true', 'TRUE', 'yes', 'Yes', ' 1 '])('%j listens on 0.0.0.0 only', (value) => {
-    expect(config([], { DISABLE_IPV6: value }).listen).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 2375 }]);
+    expect(config([], { DISABLE_IPV6: value, LISTEN: ':2375' }).listen).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 2375 }]);
   });
   test.each(['0', 'false', 'no', '', 'on', '2'])('%j keeps the dual-stack default', (value) => {
-    expect(config([], { DISABLE_IPV6: value }).listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+    expect(config([], { DISABLE_IPV6: value, LISTEN: ':2375' }).listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+  });
+  test('the loopback default is not changed by it', () => {
+    expect(config([], { DISABLE_IPV6: '1' }).listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]);
   });
   test('it also applies to a listen address without a host', () => {
     expect(config(['--listen', ':2380'], { DISABLE_IPV6: '1' }).listen).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 2380 }]);
