@@ -6,7 +6,8 @@ import { compilePolicy } from './policy/compile.js';
 import { createEvaluator, type Evaluate } from './policy/evaluate.js';
 import type { Policy } from './policy/types.js';
 import { tecnativaPreset } from './presets/tecnativa.js';
-import { createProxy } from './proxy/index.js';
+import { createProxy, PROXY_DEFAULTS } from './proxy/index.js';
+import type { UpstreamPoolStats } from './proxy/pool.js';
 
 /**
  * Options of `createSocketFilter`. Every key is optional; unknown keys are refused.
@@ -35,6 +36,19 @@ export interface SocketFilterOptions {
    * decision, for logging and metrics. Never receives bodies or headers. Errors it throws are ignored.
    */
   readonly onRequest?: (event: RequestEvent) => void;
+  /**
+   * Connections to dockerd open at once, long-lived streams (`events`, `logs -f`, attach, exec)
+   * included. When all are busy a request waits up to `upstreamWaitTimeoutMs`, then gets `503`.
+   * Default `512`. Size it above the number of streams your clients hold at once.
+   */
+  readonly maxUpstreamConnections?: number;
+  /** Milliseconds a request waits for a connection to dockerd when all are busy. Default `10_000`. */
+  readonly upstreamWaitTimeoutMs?: number;
+  /**
+   * Milliseconds a declared request body may stop arriving before dockerd has answered anything;
+   * then the client gets `408` and the connection is closed. Default `60_000`.
+   */
+  readonly uploadIdleTimeoutMs?: number;
 }
 
 /**
@@ -72,6 +86,9 @@ export interface ResolvedSocketFilterOptions {
   readonly socketPath: string;
   readonly minApiVersion: string;
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
+  readonly maxUpstreamConnections: number;
+  readonly upstreamWaitTimeoutMs: number;
+  readonly uploadIdleTimeoutMs: number;
 }
 
 /**
@@ -111,6 +128,8 @@ export interface SocketFilter {
   readonly upgrade: SocketFilterUpgradeHandler;
   /** Destroys the upstream connections and open streams of this filter. */
   readonly close: () => Promise<void>;
+  /** How many connections to dockerd are open, idle, hijacked, and how many requests wait for one. */
+  readonly upstreamStats: () => UpstreamPoolStats;
   readonly policy: Policy;
   readonly options: ResolvedSocketFilterOptions;
 }
@@ -119,7 +138,21 @@ export interface SocketFilter {
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock';
 export const DEFAULT_MIN_API_VERSION = '1.24';
 
-const OPTION_KEYS = new Set(['policy', 'socketPath', 'minApiVersion', 'onRequest']);
+const OPTION_KEYS = new Set([
+  'policy',
+  'socketPath',
+  'minApiVersion',
+  'onRequest',
+  'maxUpstreamConnections',
+  'upstreamWaitTimeoutMs',
+  'uploadIdleTimeoutMs',
+]);
+
+function positiveInteger(given: Record<string, unknown>, name: keyof typeof PROXY_DEFAULTS): number {
+  const value = given[name] ?? PROXY_DEFAULTS[name];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) invalidOption(name, 'must be a whole number of at least 1');
+  return value;
+}
 
 function invalidOption(path: string, message: string): never {
   throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', `The \`${path}\` option ${message}`);
@@ -150,6 +183,9 @@ function resolveOptions(options: unknown): ResolvedSocketFilterOptions {
     socketPath,
     minApiVersion,
     onRequest: onRequest as ((event: RequestEvent) => void) | undefined,
+    maxUpstreamConnections: positiveInteger(given, 'maxUpstreamConnections'),
+    upstreamWaitTimeoutMs: positiveInteger(given, 'upstreamWaitTimeoutMs'),
+    uploadIdleTimeoutMs: positiveInteger(given, 'uploadIdleTimeoutMs'),
   });
 }
 
@@ -177,12 +213,20 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
   const evaluate = createEvaluator(compilePolicy(resolved.policy), {
     minApiVersion: parseVersionSetting(resolved.minApiVersion),
   });
-  const proxy = createProxy({ evaluate, socketPath: resolved.socketPath, onRequest: resolved.onRequest });
+  const proxy = createProxy({
+    evaluate,
+    socketPath: resolved.socketPath,
+    onRequest: resolved.onRequest,
+    maxUpstreamConnections: resolved.maxUpstreamConnections,
+    upstreamWaitTimeoutMs: resolved.upstreamWaitTimeoutMs,
+    uploadIdleTimeoutMs: resolved.uploadIdleTimeoutMs,
+  });
   return Object.freeze({
     evaluate,
     handler: proxy.handler,
     upgrade: proxy.upgrade,
     close: proxy.close,
+    upstreamStats: proxy.upstreamStats,
     policy: resolved.policy,
     options: resolved,
   });

@@ -14,7 +14,7 @@ export type { Evaluate };
  *
  * @example
  * ```ts
- * const context: ProxyContext = { evaluate, socketPath, pool, onRequest: undefined, closed: false, open: new Set() };
+ * const context: ProxyContext = { evaluate, socketPath, pool, onRequest: undefined, uploadIdleTimeoutMs: 60_000, closed: false, open: new Set() };
  * ```
  */
 export interface ProxyContext {
@@ -24,6 +24,8 @@ export interface ProxyContext {
   readonly pool: UpstreamPool;
   /** Told once per request when it is over; see `report`. */
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
+  /** Milliseconds a declared request body may stop arriving before dockerd has answered. */
+  readonly uploadIdleTimeoutMs: number;
   closed: boolean;
   /** Every client and upstream stream still open: hijacked pairs and in-flight responses. */
   readonly open: Set<{ destroy(): unknown }>;

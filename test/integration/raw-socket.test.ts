@@ -179,7 +179,7 @@ describe('raw sockets against the filter', () => {
         httpRequest('GET', '/_ping', { Connection: 'close' }),
     );
     expect(exchange.statuses).toEqual([200, 403, 403, 200, 200]);
-    expect(exchange.text).toContain('"message":"POST /v1.41/containers/');
+    expect(exchange.text).toContain('"message":"docker-socket-filter denied POST /v1.41/containers/');
     await settle();
     expect(await containerState(socketPath, victim)).toEqual({ exists: true, running: true });
   });

@@ -111,7 +111,7 @@ describe('slow clients', () => {
       expect(closedAfterMs).toBeGreaterThanOrEqual(9_900);
       expect(closedAfterMs).toBeLessThan(13_000);
       expect(statusOf(text)).toBe(408);
-      expect(bodyOf(text).message).toBe('The request headers did not arrive in time');
+      expect(bodyOf(text).message).toBe('docker-socket-filter: The request headers did not arrive in time');
     }
     expect(served.length).toBeGreaterThan(20);
     expect(served.every(({ status }) => status === 200)).toBe(true);

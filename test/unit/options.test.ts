@@ -13,7 +13,15 @@ function thrownBy(fn: () => unknown): TypeError & { code?: string } {
 describe('createSocketFilter options', () => {
   test('defaults', () => {
     const filter = createSocketFilter();
-    expect(filter.options).toEqual({ policy: filter.policy, socketPath: '/var/run/docker.sock', minApiVersion: '1.24' });
+    expect(filter.options).toEqual({
+      policy: filter.policy,
+      socketPath: '/var/run/docker.sock',
+      minApiVersion: '1.24',
+      onRequest: undefined,
+      maxUpstreamConnections: 512,
+      upstreamWaitTimeoutMs: 10_000,
+      uploadIdleTimeoutMs: 60_000,
+    });
     expect(filter.policy.name).toBe('tecnativa');
     expect(Object.isFrozen(filter)).toBe(true);
     expect(Object.isFrozen(filter.options)).toBe(true);
@@ -33,6 +41,10 @@ describe('createSocketFilter options', () => {
     [{ socketPath: '' }, '`socketPath`'],
     [{ minApiVersion: '1' }, '`minApiVersion`'],
     [{ minApiVersion: 1.24 }, '`minApiVersion`'],
+    [{ maxUpstreamConnections: 0 }, '`maxUpstreamConnections`'],
+    [{ maxUpstreamConnections: 1.5 }, '`maxUpstreamConnections`'],
+    [{ upstreamWaitTimeoutMs: '10' }, '`upstreamWaitTimeoutMs`'],
+    [{ uploadIdleTimeoutMs: -1 }, '`uploadIdleTimeoutMs`'],
     [{ policy: 'tecnativa' }, '`policy`'],
     [{ policy: { name: 'x', rules: [], extra: 1 } }, '`policy.extra`'],
     [{ policy: { name: '', rules: [] } }, '`policy.name`'],
