@@ -42,6 +42,8 @@ export const CLI_DEFAULTS = Object.freeze({
   // Far above what a reverse proxy or a CI runner holds, well below the file descriptors a
   // container gets (each connection costs two: the client's and dockerd's).
   maxConnections: 4096,
+  // Streams count: size it above the `events`/`logs -f`/attach streams the clients hold at once.
+  maxUpstreamConnections: 512,
 });
 
 /**
@@ -67,6 +69,8 @@ export interface CliConfig {
   readonly graceMs: number;
   /** Connections served at once; more get 503 (`--max-connections`, `MAX_CONNECTIONS`; 0: no limit). */
   readonly maxConnections: number;
+  /** Connections to dockerd at once (`--max-upstream-connections`, `MAX_UPSTREAM_CONNECTIONS`). */
+  readonly maxUpstreamConnections: number;
   /** `check METHOD TARGET`: the request to decide. */
   readonly check: { readonly method: string; readonly target: string } | undefined;
   /** `check --json`: print the decision as JSON. */
@@ -90,6 +94,7 @@ const VALUE_OPTIONS: Readonly<Record<string, { repeat: boolean }>> = {
   '--socket-mode': { repeat: false },
   '--grace': { repeat: false },
   '--max-connections': { repeat: false },
+  '--max-upstream-connections': { repeat: false },
 };
 
 const FLAG_OPTIONS: Readonly<Record<string, CliCommand | 'json'>> = {
@@ -208,6 +213,22 @@ export function parseMaxConnections(text: string, source: string): number {
   return Number(value);
 }
 
+/**
+ * Reads a limit on connections to dockerd: a whole number from 1 to 1,000,000.
+ *
+ * @example
+ * ```ts
+ * parseMaxUpstreamConnections('256', 'MAX_UPSTREAM_CONNECTIONS'); // 256
+ * ```
+ */
+export function parseMaxUpstreamConnections(text: string, source: string): number {
+  const value = text.trim();
+  if (!/^[0-9]{1,7}$/.test(value) || Number(value) < 1 || Number(value) > 1_000_000) {
+    fail(`${source} \`${text}\`: expected a number of connections to dockerd from 1 to 1000000`);
+  }
+  return Number(value);
+}
+
 /** Tecnativa's reading of `DISABLE_IPV6`: `1`, `true` or `yes`, any case; everything else keeps IPv6. */
 function ipv6Disabled(env: EnvLike): boolean {
   return ['1', 'true', 'yes'].includes((env.DISABLE_IPV6 ?? '').trim().toLowerCase());
@@ -219,7 +240,8 @@ function ipv6Disabled(env: EnvLike): boolean {
  *
  * @param argv - arguments after the program (`process.argv.slice(2)`).
  * @param env - the environment (`process.env`): the preset's variables, `PRESET`, `SOCKET_PATH`,
- *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`, `MAX_CONNECTIONS`.
+ *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`, `MAX_CONNECTIONS`,
+ *   `MAX_UPSTREAM_CONNECTIONS`.
  * @example
  * ```ts
  * const result = parseCli(['check', 'GET', '/containers/json'], { CONTAINERS: '1' });
@@ -356,6 +378,15 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
         ? parseMaxConnections(maxVar, 'MAX_CONNECTIONS')
         : CLI_DEFAULTS.maxConnections;
 
+  const upstreamFlag = values['--max-upstream-connections']?.[0];
+  const upstreamVar = variable(env, 'MAX_UPSTREAM_CONNECTIONS');
+  const maxUpstreamConnections =
+    upstreamFlag !== undefined
+      ? parseMaxUpstreamConnections(upstreamFlag, '--max-upstream-connections')
+      : upstreamVar !== undefined
+        ? parseMaxUpstreamConnections(upstreamVar, 'MAX_UPSTREAM_CONNECTIONS')
+        : CLI_DEFAULTS.maxUpstreamConnections;
+
   return Object.freeze({
     command,
     preset,
@@ -366,6 +397,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
     socketMode,
     graceMs,
     maxConnections,
+    maxUpstreamConnections,
     check: check === undefined ? undefined : Object.freeze(check),
     json,
   });
@@ -383,6 +415,7 @@ function config(command: 'help' | 'version'): CliConfig {
     socketMode: CLI_DEFAULTS.socketMode,
     graceMs: CLI_DEFAULTS.graceMs,
     maxConnections: CLI_DEFAULTS.maxConnections,
+    maxUpstreamConnections: CLI_DEFAULTS.maxUpstreamConnections,
     check: undefined,
     json: false,
   });

@@ -62,6 +62,10 @@ Options:
                          streams are cut (env SHUTDOWN_GRACE; default ${CLI_DEFAULTS.graceMs / 1000})
   --max-connections N    connections served at once, more get 503 (env MAX_CONNECTIONS;
                          default ${CLI_DEFAULTS.maxConnections}; 0: no limit)
+  --max-upstream-connections N
+                         connections to dockerd at once, streams included; when all are busy
+                         a request waits up to 10 s, then gets 503 (env MAX_UPSTREAM_CONNECTIONS;
+                         default ${CLI_DEFAULTS.maxUpstreamConnections})
   --json                 with check: print the decision as JSON
 
 Environment (as Tecnativa's docker-socket-proxy):
@@ -233,7 +237,12 @@ async function serveWith(
     if (error instanceof StartupError) return fatal(io, error.message);
     throw error;
   }
-  const filter = createSocketFilter({ policy: config.policy, socketPath: config.socketPath, onRequest: logger.request });
+  const filter = createSocketFilter({
+    policy: config.policy,
+    socketPath: config.socketPath,
+    onRequest: logger.request,
+    maxUpstreamConnections: config.maxUpstreamConnections,
+  });
   // Watched from before the first listener until exit: a signal that arrives while no handler is
   // installed would kill the process with the default action instead of a graceful stop.
   const watcher = watchSignals(signals);

@@ -173,6 +173,26 @@ describe('socket mode and grace', () => {
   });
 });
 
+describe('connection limits', () => {
+  test('defaults: 4096 client connections, 512 to dockerd', () => {
+    expect(config([])).toMatchObject({ maxConnections: 4096, maxUpstreamConnections: 512 });
+  });
+
+  test.each<[string, number]>([
+    ['1', 1],
+    ['64', 64],
+    ['1000000', 1_000_000],
+  ])('--max-upstream-connections %s', (text, value) => {
+    expect(config(['--max-upstream-connections', text]).maxUpstreamConnections).toBe(value);
+    expect(config([], { MAX_UPSTREAM_CONNECTIONS: text }).maxUpstreamConnections).toBe(value);
+  });
+
+  test.each(['0', '-1', '1e3', 'many', '1000001'])('--max-upstream-connections %j is refused', (text) => {
+    expect(refusal(['--max-upstream-connections', text])).toMatch(/expected a number of connections to dockerd from 1 to 1000000/);
+    expect(refusal([], { MAX_UPSTREAM_CONNECTIONS: text })).toMatch(/^MAX_UPSTREAM_CONNECTIONS `.*`: expected/);
+  });
+});
+
 describe('environment of the Tecnativa image', () => {
   test('section variables reach the preset', () => {
     const settings = config([], { CONTAINERS: '1', POST: '1', EVENTS: '0' }).policy.source?.settings;
