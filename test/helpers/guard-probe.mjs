@@ -35,7 +35,7 @@ process.on('message', (message) => {
     const lagMs = delay.max / 1e6;
     delay.reset();
     const memory = process.memoryUsage();
-    process.send?.({ type: 'probe', id: message.id, ...descriptors(), heapUsed: memory.heapUsed, rss: memory.rss, lagMs });
+    process.send?.({ type: 'probe', id: message.id, ...descriptors(), heapUsed: memory.heapUsed, rss: memory.rss, arrayBuffers: memory.arrayBuffers, lagMs });
   };
   if (message.gc === true && typeof globalThis.gc === 'function') {
     // Two full collections a turn apart: the first runs finalizers that free more for the second.
