@@ -82,7 +82,7 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
   // One event per request, when the client's connection is over (for a joined stream: its end).
   const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
     if (context.onRequest === undefined) return;
-    reportWhenClosed(context, socket, started, { method, path, allowed, rule, reason, upgrade: true }, () =>
+    reportWhenClosed(context, socket, started, { method, path, ...(path === null ? { target } : {}), allowed, rule, reason, upgrade: true }, () =>
       // 499 (nginx's "client closed request"): the client left before any answer.
       outcome.status ?? 499,
     );
@@ -106,6 +106,7 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
     upgrade: true,
     bodyLength: framing.bodyLength,
     ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
+    ...(req.headers['content-type'] === undefined ? {} : { contentType: req.headers['content-type'] }),
   });
   reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
   if (!decision.allowed || decision.path === null) {

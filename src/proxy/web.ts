@@ -104,7 +104,7 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
   // One event per request, when the client's response is over (sent, streamed, or cut).
   const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
     if (context.onRequest === undefined) return;
-    reportWhenClosed(context, res, started, { method, path, allowed, rule, reason, upgrade: false }, () =>
+    reportWhenClosed(context, res, started, { method, path, ...(path === null ? { target } : {}), allowed, rule, reason, upgrade: false }, () =>
       // 499 (nginx's "client closed request"): the client left before any answer was sent.
       hijacked ? 200 : res.headersSent ? res.statusCode : failedStatus !== 0 ? failedStatus : 499,
     );
@@ -134,6 +134,7 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
     upgrade: false,
     bodyLength: framing.bodyLength,
     ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
+    ...(req.headers['content-type'] === undefined ? {} : { contentType: req.headers['content-type'] }),
   });
   reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
   if (!decision.allowed || decision.path === null) {
