@@ -260,7 +260,7 @@ describe('the container, run as the compose example runs it', () => {
     expect(logs.stdout).toBe('');
     expect(logs.stderr).toMatch(/msg=listening listen="?\*:2375"? preset=tecnativa granted=CONTAINERS,EVENTS,PING,VERSION/);
     expect(logs.stderr).toMatch(/decision=denied rule=POST status=403/);
-  });
+  }, 120_000);
 
   it('with DISABLE_IPV6=1 listens on 0.0.0.0:2375 only', async () => {
     const name = `dsf-image-v4-${process.pid}`;
@@ -274,7 +274,7 @@ describe('the container, run as the compose example runs it', () => {
     const version = await throughGuard(pid, ['version', '--format', '{{.Server.APIVersion}}']);
     expect(version.stdout.trim()).toMatch(/^1\.\d+$/);
     expect(version.code).toBe(0);
-  });
+  }, 120_000);
 
   it('refuses to start without the socket\'s group, saying which', async () => {
     const name = `dsf-image-nogroup-${process.pid}`;
@@ -286,7 +286,7 @@ describe('the container, run as the compose example runs it', () => {
     expect(state.ExitCode).toBe(2);
     const { stderr } = await docker(['logs', name]);
     expect(stderr).toMatch(/SOCKET_PATH=\/var\/run\/docker\.sock .*uid 1000/);
-  });
+  }, 120_000);
 
   it('docker stop: exits 0 within the grace period, an open events stream cut', async () => {
     const name = `dsf-image-stop-${process.pid}`;
@@ -310,16 +310,17 @@ describe('the container, run as the compose example runs it', () => {
     const stop = await docker(['stop', name], 30_000);
     const elapsed = Date.now() - started;
     expect(stop.code).toBe(0);
-    // docker stop sends SIGKILL after 10 s: the guard's 5 s grace must end well before.
-    expect(elapsed).toBeLessThan(9_000);
+    // The open stream held the guard for its 5 s grace; it exited on its own (0, not SIGKILL's
+    // 137), before docker stop's 10 s were over.
     expect(elapsed).toBeGreaterThanOrEqual(4_500);
+    expect(elapsed).toBeLessThan(10_000);
     const state = await inspect<{ ExitCode: number; OOMKilled: boolean }>(name, '.State');
     expect(state).toMatchObject({ ExitCode: 0, OOMKilled: false });
     await Promise.race([eventsClosed, new Promise((_, reject) => setTimeout(() => reject(new Error('events stream still open')), 5_000))]);
     const { stderr } = await docker(['logs', name]);
     expect(stderr).toMatch(/msg=stopping signal=SIGTERM grace_s=5/);
     expect(stderr).toMatch(/msg=stopped cut_connections=[1-9]/);
-  });
+  }, 120_000);
 });
 
 describe('examples/compose/docker-compose.yml with docker-compose', () => {
@@ -377,5 +378,5 @@ describe('examples/compose/docker-compose.yml with docker-compose', () => {
     expect(left.stdout).toBe('');
     const leftNetworks = await docker(['network', 'ls', '--filter', `label=com.docker.compose.project=${project}`, '--format', '{{.Name}}']);
     expect(leftNetworks.stdout).toBe('');
-  });
+  }, 180_000);
 });
