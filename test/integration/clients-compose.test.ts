@@ -118,7 +118,7 @@ describe('a read-only compose user', () => {
       const refused = await compose(without.dockerHost, ['ps']);
       expect(refused.code).not.toBe(0);
       // What compose shows for the guard's 403: its message, after docker-py's wording.
-      expect(refused.stderr).toMatch(/GET \/v1\.41\/volumes\/dsfcompose_data needs VOLUMES=1/);
+      expect(refused.stderr).toMatch(/docker-socket-filter denied GET \/v1\.41\/volumes\/dsfcompose_data: it needs VOLUMES=1/);
       for (const args of [['ps'], ['logs', '--no-color']]) {
         const direct = await compose(`unix://${socketPath}`, args);
         expect(direct.code).toBe(0);
@@ -131,7 +131,7 @@ describe('a read-only compose user', () => {
       // compose 1.29 prints the guard's reason per container and still exits 0 (as it does for any
       // daemon error in restart, stop and down): docs/clients.md says so.
       expect(denied.code).toBe(0);
-      expect(denied.stderr).toMatch(/ERROR: for dsfcompose_web_1 +POST \/v1\.41\/containers\/[0-9a-f]{64}\/restart needs POST=1/);
+      expect(denied.stderr).toMatch(/ERROR: for dsfcompose_web_1 +docker-socket-filter denied POST \/v1\.41\/containers\/[0-9a-f]{64}\/restart: it needs POST=1/);
       expect(await startedAt()).toBe(before);
     } finally {
       await without.close();

@@ -244,7 +244,7 @@ describe('the container, run as the compose example runs it', () => {
     const victim = await createContainer(dockerSocket, ['sleep', '300'], { start: true });
     try {
       const rm = await throughGuard(pid, ['rm', '-f', victim]);
-      expect(rm.stderr).toMatch(/^Error response from daemon: DELETE \/v1\.\d+\/containers\/\w+ needs POST=1/m);
+      expect(rm.stderr).toMatch(/^Error response from daemon: docker-socket-filter denied DELETE \/v1\.\d+\/containers\/\w+: it needs POST=1/m);
       expect(rm.code).toBe(1);
       const images = await throughGuard(pid, ['images']);
       expect(images.stderr).toMatch(/needs IMAGES=1/);

@@ -114,7 +114,7 @@ await filter.close();
     expect(output).toEqual({
       resolved: expect.stringMatching(/\/node_modules\/docker-socket-filter\/dist\/index\.js$/),
       list: true,
-      create: 'POST /v1.41/containers/create needs POST=1',
+      create: 'docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1',
       adapters: ['function', 'function'],
     });
   });
@@ -139,7 +139,7 @@ filter.close();
     expect(output).toEqual({
       resolved: expect.stringMatching(/\/node_modules\/docker-socket-filter\/dist\/index\.cjs$/),
       list: true,
-      create: 'POST /v1.41/containers/create needs POST=1',
+      create: 'docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1',
       adapters: ['function', 'function'],
     });
   });
