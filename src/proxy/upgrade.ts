@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
-import { checkBeforeDeciding, decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
+import { clientOf } from './client-info.js';
+import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
 import { writeRawJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 
@@ -64,9 +65,12 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
       socket.destroy();
     });
     // One event per request, when the client's connection is over (for a joined stream: its end).
-    const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
+    // The peer address and listener of the connection, never a header: who the client is.
+    const client = clientOf(socket);
+    const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
       if (context.onRequest === undefined) return;
-      reportWhenClosed(context, socket, started, { method, path, allowed, rule, reason, upgrade: true }, () =>
+      const fields = { method, path, allowed, rule, reason, upgrade: true, ...clientFields(client, decidedFor) };
+      reportWhenClosed(context, socket, started, fields, () =>
         // 499 (nginx's "client closed request"): the client left before any answer.
         outcome.status ?? 499,
       );
@@ -89,8 +93,9 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
     const decision = decideAndLog(context, log, method, target, {
       upgrade: true,
       bodyLength: framing.bodyLength,
+      client,
     });
-    reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
+    reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
     if (!decision.allowed || decision.path === null) {
       refuse(decision.allowed ? 400 : decision.status, decision.reason);
       return;

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
-import { checkBeforeDeciding, decideAndLog, loggablePath, reportWhenClosed, type ProxyContext } from './context.js';
+import { clientOf } from './client-info.js';
+import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, reportWhenClosed, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 import { forwardRequest } from './forward.js';
@@ -76,9 +77,12 @@ export function createWebHandler(context: ProxyContext): WebHandler {
     const started = context.onRequest === undefined ? 0 : performance.now();
     let upstreamFailed = false;
     // One event per request, when the client's response is over (sent, streamed, or cut).
-    const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
+    // The peer address and listener of the connection, never a header: who the client is.
+    const client = clientOf(req.socket);
+    const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
       if (context.onRequest === undefined) return;
-      reportWhenClosed(context, res, started, { method, path, allowed, rule, reason, upgrade: false }, () =>
+      const fields = { method, path, allowed, rule, reason, upgrade: false, ...clientFields(client, decidedFor) };
+      reportWhenClosed(context, res, started, fields, () =>
         // 499 (nginx's "client closed request"): the client left before any answer was sent.
         res.headersSent ? res.statusCode : upstreamFailed ? 502 : 499,
       );
@@ -107,8 +111,9 @@ export function createWebHandler(context: ProxyContext): WebHandler {
     const decision = decideAndLog(context, log, method, target, {
       upgrade: false,
       bodyLength: framing.bodyLength,
+      client,
     });
-    reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
+    reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
     if (!decision.allowed || decision.path === null) {
       // A refused request's body is drained by Node, keeping the connection usable for the next one.
       sendJsonError(res, decision.allowed ? 400 : decision.status, decision.reason);

@@ -14,7 +14,7 @@ describe('createSocketFilter options', () => {
   test('defaults', () => {
     const filter = createSocketFilter();
     expect(filter.options).toEqual({ policy: filter.policy, socketPath: '/var/run/docker.sock', minApiVersion: '1.24' });
-    expect(filter.policy.name).toBe('tecnativa');
+    expect(filter.policy?.name).toBe('tecnativa');
     expect(Object.isFrozen(filter)).toBe(true);
     expect(Object.isFrozen(filter.options)).toBe(true);
   });
