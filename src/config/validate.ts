@@ -1,4 +1,4 @@
-import { parseGrace, parseListenAddress, parseMaxConnections, parseSocketMode, describeListenAddress, type ListenAddress } from '../cli/args.js';
+import { checkMetricsApart, parseGrace, parseListenAddress, parseMaxConnections, parseSocketMode, describeListenAddress, type ListenAddress } from '../cli/args.js';
 import { SocketFilterTypeError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { parseVersionSetting } from '../policy/canonical.js';
@@ -248,8 +248,12 @@ function validate(data: unknown): SocketFilterConfig {
     logLevel = top.logLevel as LogLevel;
   }
   const metricsListen = top.metricsListen === undefined ? undefined : addressAt(top.metricsListen, 'metricsListen');
-  if (metricsListen !== undefined && listen?.some((entry) => describeListenAddress(entry) === describeListenAddress(metricsListen))) {
-    fail('metricsListen', 'must not be one of the `listen` addresses: metrics are never served on the Docker API port');
+  if (metricsListen !== undefined && listen !== undefined) {
+    try {
+      checkMetricsApart(metricsListen, listen);
+    } catch {
+      fail('metricsListen', 'must not be one of the `listen` addresses: metrics are never served on the Docker API port');
+    }
   }
   const integer = (value: unknown, path: string, read: (text: string, source: string) => number): number | undefined => {
     if (value === undefined) return undefined;
