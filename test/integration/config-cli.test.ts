@@ -171,13 +171,24 @@ describe('two client addresses get their own policy; an unlisted one is refused'
     expect(exec.code).not.toBe(0);
     expect(exec.stderr).toMatch(/denied|is denied by/);
 
+    // A header naming a client's address changes nothing: only the connection says who it is.
+    const forged = await new Promise<number>((resolve, reject) => {
+      request({ host: '127.0.0.1', port: guard.port, path: '/v1.41/containers/json', agent: false, headers: { 'X-Forwarded-For': '127.0.0.3', 'X-Real-IP': '127.0.0.3', Forwarded: 'for=127.0.0.3' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(forged).toBe(403);
+
     const ps = await stranger.run(['ps']);
     expect(ps.code).not.toBe(0);
     expect(ps.stderr).toMatch(/no client matches 127\.0\.0\.1 \(listener tcp\)/);
 
     expect(await guard.line(/rule=POST .*client=reader address=127\.0\.0\.2 listener=tcp/)).toContain('decision=denied');
     // The docker CLI's first request is `HEAD /_ping`: refused too, since 127.0.0.1 is no client.
-    expect(await guard.line(/rule=clients/)).toMatch(
+    expect(await guard.line(/method=HEAD path=\/_ping .*rule=clients/)).toMatch(
       /reason="docker-socket-filter denied HEAD \/_ping: no client matches 127\.0\.0\.1 \(listener tcp\)" address=127\.0\.0\.1 listener=tcp$/,
     );
   });
