@@ -315,6 +315,35 @@ describe('metrics', () => {
     expect(code).toBe(0);
   });
 
+  it('check --client/--listener and --print-policy read the same file', async () => {
+    const file = join(work, 'commands.yaml');
+    await writeFile(file, policyFile());
+    const run = async (args: readonly string[]) => {
+      const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      child.stderr.resume();
+      const [code] = (await once(child, 'close')) as [number | null];
+      return { code, out };
+    };
+    expect(await run(['check', '--config', file, '--client', '127.0.0.3', '--listener', 'tcp', 'POST', '/v1.41/containers/create'])).toEqual({
+      code: 0,
+      out: 'allowed 200 rule=CONTAINERS client=writer\nPOST /v1.41/containers/create is allowed by CONTAINERS\n',
+    });
+    expect(await run(['check', '--config', file, '--client', '127.0.0.9', '--listener', 'tcp', 'GET', '/_ping'])).toEqual({
+      code: 1,
+      out: 'denied 403 rule=clients\ndocker-socket-filter denied GET /_ping: no client matches 127.0.0.9 (listener tcp)\n',
+    });
+    const json = await run(['check', '--json', '--config', file, '--listener', 'ro', 'GET', '/v1.41/images/json']);
+    expect(JSON.parse(json.out)).toMatchObject({ allowed: true, rule: 'IMAGES', client: 'monitor' });
+    const tables = await run(['--print-policy', '--config', file]);
+    expect(tables.code).toBe(0);
+    expect(tables.out).toContain('client: reader (address 127.0.0.2 and listener tcp)\npolicy: tecnativa\n');
+    expect(tables.out).toContain('client: writer (address 127.0.0.3/32 and listener tcp)\npolicy: tecnativa+custom\n');
+    expect(tables.out).toContain('client: monitor (listener ro)\n');
+    expect(tables.out).toMatch(/Any other client is refused \(403, rule clients\)\.\n$/);
+  });
+
   it('docker-socket-filter validate FILE exits 0 for a good file and 2, naming the path, for a bad one', async () => {
     const good = join(work, 'good.yaml');
     const bad = join(work, 'bad.yaml');
