@@ -5,7 +5,14 @@ import { formatPermissionTable } from '../policy/table.js';
 import type { CliConfig, ListenAddress } from './args.js';
 import { filterOptions } from './config-file.js';
 
-/** The program name in messages. */
+/**
+ * The program name in messages.
+ *
+ * @example
+ * ```ts
+ * io.stderr(`${NAME}: unhealthy\n`);
+ * ```
+ */
 export const NAME = 'docker-socket-filter';
 
 /**

@@ -53,5 +53,12 @@ export const PRESET_VARIABLES: Readonly<Record<'tecnativa' | 'linuxserver', read
   linuxserver: Object.freeze(Object.keys(LINUXSERVER_DEFAULTS).sort()),
 });
 
-/** Names of the presets a policy file may name. */
+/**
+ * Names of the presets a policy file may name.
+ *
+ * @example
+ * ```ts
+ * CONFIG_PRESETS; // ['tecnativa', 'linuxserver']
+ * ```
+ */
 export const CONFIG_PRESETS = Object.freeze(Object.keys(PRESET_VARIABLES)) as readonly ('tecnativa' | 'linuxserver')[];
