@@ -12,6 +12,7 @@ export {
   parseGrace,
   parseListenAddress,
   parseMaxConnections,
+  parseMaxUpstreamConnections,
   parseSocketMode,
   type CliCommand,
   type CliConfig,

@@ -7,7 +7,8 @@ import { compilePolicy } from './policy/compile.js';
 import { createEvaluator, type Evaluate } from './policy/evaluate.js';
 import type { Policy } from './policy/types.js';
 import { tecnativaPreset } from './presets/tecnativa.js';
-import { createProxy } from './proxy/index.js';
+import { createProxy, PROXY_DEFAULTS } from './proxy/index.js';
+import type { UpstreamPoolStats } from './proxy/pool.js';
 
 /**
  * Options of `createSocketFilter`. Every key is optional; unknown keys are refused.
@@ -45,6 +46,19 @@ export interface SocketFilterOptions {
    * decision, for logging and metrics. Never receives bodies or headers. Errors it throws are ignored.
    */
   readonly onRequest?: (event: RequestEvent) => void;
+  /**
+   * Connections to dockerd open at once, long-lived streams (`events`, `logs -f`, attach, exec)
+   * included. When all are busy a request waits up to `upstreamWaitTimeoutMs`, then gets `503`.
+   * Default `512`. Size it above the number of streams your clients hold at once.
+   */
+  readonly maxUpstreamConnections?: number;
+  /** Milliseconds a request waits for a connection to dockerd when all are busy. Default `10_000`. */
+  readonly upstreamWaitTimeoutMs?: number;
+  /**
+   * Milliseconds a declared request body may stop arriving before dockerd has answered anything;
+   * then the client gets `408` and the connection is closed. Default `60_000`.
+   */
+  readonly uploadIdleTimeoutMs?: number;
 }
 
 /**
@@ -91,6 +105,9 @@ export interface ResolvedSocketFilterOptions {
   readonly socketPath: string;
   readonly minApiVersion: string;
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
+  readonly maxUpstreamConnections: number;
+  readonly upstreamWaitTimeoutMs: number;
+  readonly uploadIdleTimeoutMs: number;
 }
 
 /**
@@ -130,6 +147,8 @@ export interface SocketFilter {
   readonly upgrade: SocketFilterUpgradeHandler;
   /** Destroys the upstream connections and open streams of this filter. */
   readonly close: () => Promise<void>;
+  /** How many connections to dockerd are open, idle, hijacked, and how many requests wait for one. */
+  readonly upstreamStats: () => UpstreamPoolStats;
   /**
    * Replaces the policy (`{ policy }`) or the clients (`{ clients }`) for the requests decided from
    * now on, validated exactly as `createSocketFilter` validates them; a bad value throws the same
@@ -159,8 +178,23 @@ export type SocketFilterUpdate = { readonly policy: Policy } | { readonly client
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock';
 export const DEFAULT_MIN_API_VERSION = '1.24';
 
-const OPTION_KEYS = new Set(['policy', 'clients', 'socketPath', 'minApiVersion', 'onRequest']);
+const OPTION_KEYS = new Set([
+  'policy',
+  'clients',
+  'socketPath',
+  'minApiVersion',
+  'onRequest',
+  'maxUpstreamConnections',
+  'upstreamWaitTimeoutMs',
+  'uploadIdleTimeoutMs',
+]);
 const UPDATE_KEYS = new Set(['policy', 'clients']);
+
+function positiveInteger(given: Record<string, unknown>, name: keyof typeof PROXY_DEFAULTS): number {
+  const value = given[name] ?? PROXY_DEFAULTS[name];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) invalidOption(name, 'must be a whole number of at least 1');
+  return value;
+}
 
 function invalidOption(path: string, message: string): never {
   throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', `The \`${path}\` option ${message}`);
@@ -202,6 +236,9 @@ function resolveOptions(options: unknown): ResolvedSocketFilterOptions {
     socketPath,
     minApiVersion,
     onRequest: onRequest as ((event: RequestEvent) => void) | undefined,
+    maxUpstreamConnections: positiveInteger(given, 'maxUpstreamConnections'),
+    upstreamWaitTimeoutMs: positiveInteger(given, 'upstreamWaitTimeoutMs'),
+    uploadIdleTimeoutMs: positiveInteger(given, 'uploadIdleTimeoutMs'),
   });
 }
 
@@ -235,7 +272,14 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
   // One indirection, so that `update` swaps the decision for every request decided after it while
   // each request keeps the decision it was given (a stream is decided once, at its start).
   const evaluate: Evaluate = (method, target, request) => current(method, target, request);
-  const proxy = createProxy({ evaluate, socketPath: resolved.socketPath, onRequest: resolved.onRequest });
+  const proxy = createProxy({
+    evaluate,
+    socketPath: resolved.socketPath,
+    onRequest: resolved.onRequest,
+    maxUpstreamConnections: resolved.maxUpstreamConnections,
+    upstreamWaitTimeoutMs: resolved.upstreamWaitTimeoutMs,
+    uploadIdleTimeoutMs: resolved.uploadIdleTimeoutMs,
+  });
   const update = (next: SocketFilterUpdate): void => {
     if (typeof next !== 'object' || next === null || Array.isArray(next)) {
       throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The argument of `update` must be `{ policy }` or `{ clients }`');
@@ -254,6 +298,9 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
       socketPath: resolved.socketPath,
       minApiVersion: resolved.minApiVersion,
       ...(resolved.onRequest !== undefined ? { onRequest: resolved.onRequest } : {}),
+      maxUpstreamConnections: resolved.maxUpstreamConnections,
+      upstreamWaitTimeoutMs: resolved.upstreamWaitTimeoutMs,
+      uploadIdleTimeoutMs: resolved.uploadIdleTimeoutMs,
     });
     const compiled = compile(candidate);
     resolved = candidate;
@@ -264,6 +311,7 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
     handler: proxy.handler,
     upgrade: proxy.upgrade,
     close: proxy.close,
+    upstreamStats: proxy.upstreamStats,
     update,
     get policy() {
       return resolved.policy;

@@ -77,7 +77,7 @@ export interface LoggerOptions {
 
 // Values made only of these characters are written bare; anything else is JSON-quoted, so a value
 // can never break the line (no raw newline, quote or `=` from a client reaches the log).
-const BARE = /^[A-Za-z0-9_.,:/@+\-[\]]+$/;
+const BARE = /^[A-Za-z0-9_.,:/@+*\-[\]]+$/;
 
 function formatValue(value: string | number | boolean): string {
   const text = String(value);

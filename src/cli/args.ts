@@ -33,6 +33,9 @@ export const PRESETS = ['tecnativa', 'linuxserver'] as const;
 /** Defaults of the CLI's own settings (the preset variables have the preset's defaults). */
 export const CLI_DEFAULTS = Object.freeze({
   preset: 'tecnativa' as (typeof PRESETS)[number],
+  // Loopback only: on a bare host, every interface would offer the Docker API to the network.
+  // The image sets LISTEN=:2375 explicitly, as Tecnativa's image listens.
+  host: '127.0.0.1',
   port: 2375,
   socketMode: 0o660,
   // Below `docker stop`'s 10 s before SIGKILL, so the guard can still end streams and exit 0.
@@ -40,6 +43,8 @@ export const CLI_DEFAULTS = Object.freeze({
   // Far above what a reverse proxy or a CI runner holds, well below the file descriptors a
   // container gets (each connection costs two: the client's and dockerd's).
   maxConnections: 4096,
+  // Streams count: size it above the `events`/`logs -f`/attach streams the clients hold at once.
+  maxUpstreamConnections: 512,
 });
 
 /**
@@ -79,6 +84,8 @@ export interface CliConfig {
   readonly graceMs: number;
   /** Connections served at once; more get 503 (`--max-connections`, `MAX_CONNECTIONS`; 0: no limit). */
   readonly maxConnections: number;
+  /** Connections to dockerd at once (`--max-upstream-connections`, `MAX_UPSTREAM_CONNECTIONS`). */
+  readonly maxUpstreamConnections: number;
   /** `check METHOD TARGET`: the request to decide, and who sends it (`--client`, `--listener`). */
   readonly check: { readonly method: string; readonly target: string; readonly client?: ClientInfo } | undefined;
   /** `check --json`: print the decision as JSON. */
@@ -93,7 +100,15 @@ export interface CliConfig {
  * const setting: OperationalSetting = 'listen';
  * ```
  */
-export type OperationalSetting = 'listen' | 'socketPath' | 'logLevel' | 'socketMode' | 'graceMs' | 'maxConnections' | 'metricsListen';
+export type OperationalSetting =
+  | 'listen'
+  | 'socketPath'
+  | 'logLevel'
+  | 'socketMode'
+  | 'graceMs'
+  | 'maxConnections'
+  | 'maxUpstreamConnections'
+  | 'metricsListen';
 
 /**
  * What `parseCli` returns: a configuration, or the one-line reason it was refused (exit code 2).
@@ -116,6 +131,7 @@ const VALUE_OPTIONS: Readonly<Record<string, { repeat: boolean }>> = {
   '--metrics-listen': { repeat: false },
   '--client': { repeat: false },
   '--listener': { repeat: false },
+  '--max-upstream-connections': { repeat: false },
 };
 
 const FLAG_OPTIONS: Readonly<Record<string, CliCommand | 'json'>> = {
@@ -234,6 +250,22 @@ export function parseMaxConnections(text: string, source: string): number {
   return Number(value);
 }
 
+/**
+ * Reads a limit on connections to dockerd: a whole number from 1 to 1,000,000.
+ *
+ * @example
+ * ```ts
+ * parseMaxUpstreamConnections('256', 'MAX_UPSTREAM_CONNECTIONS'); // 256
+ * ```
+ */
+export function parseMaxUpstreamConnections(text: string, source: string): number {
+  const value = text.trim();
+  if (!/^[0-9]{1,7}$/.test(value) || Number(value) < 1 || Number(value) > 1_000_000) {
+    fail(`${source} \`${text}\`: expected a number of connections to dockerd from 1 to 1000000`);
+  }
+  return Number(value);
+}
+
 /** Tecnativa's reading of `DISABLE_IPV6`: `1`, `true` or `yes`, any case; everything else keeps IPv6. */
 function ipv6Disabled(env: EnvLike): boolean {
   return ['1', 'true', 'yes'].includes((env.DISABLE_IPV6 ?? '').trim().toLowerCase());
@@ -245,7 +277,8 @@ function ipv6Disabled(env: EnvLike): boolean {
  *
  * @param argv - arguments after the program (`process.argv.slice(2)`).
  * @param env - the environment (`process.env`): the preset's variables, `PRESET`, `SOCKET_PATH`,
- *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`, `MAX_CONNECTIONS`.
+ *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`, `MAX_CONNECTIONS`,
+ *   `MAX_UPSTREAM_CONNECTIONS`.
  * @example
  * ```ts
  * const result = parseCli(['check', 'GET', '/containers/json'], { CONTAINERS: '1' });
@@ -367,7 +400,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
     const fromEnv = variable(env, 'LISTEN');
     listen =
       fromEnv === undefined
-        ? [{ kind: 'tcp', host: defaultHost, port: CLI_DEFAULTS.port }]
+        ? [{ kind: 'tcp', host: CLI_DEFAULTS.host, port: CLI_DEFAULTS.port }]
         : fromEnv
             .split(',')
             .filter((part) => part.trim() !== '')
@@ -408,6 +441,15 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
         ? parseMaxConnections(maxVar, 'MAX_CONNECTIONS')
         : CLI_DEFAULTS.maxConnections;
 
+  const upstreamFlag = values['--max-upstream-connections']?.[0];
+  const upstreamVar = variable(env, 'MAX_UPSTREAM_CONNECTIONS');
+  const maxUpstreamConnections =
+    upstreamFlag !== undefined
+      ? parseMaxUpstreamConnections(upstreamFlag, '--max-upstream-connections')
+      : upstreamVar !== undefined
+        ? parseMaxUpstreamConnections(upstreamVar, 'MAX_UPSTREAM_CONNECTIONS')
+        : CLI_DEFAULTS.maxUpstreamConnections;
+
   const metricsFlag = values['--metrics-listen']?.[0];
   const metricsVar = variable(env, 'METRICS_LISTEN');
   const metricsListen =
@@ -433,6 +475,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
       socketMode: origin('--socket-mode', 'LISTEN_SOCKET_MODE'),
       graceMs: origin('--grace', 'SHUTDOWN_GRACE'),
       maxConnections: origin('--max-connections', 'MAX_CONNECTIONS'),
+      maxUpstreamConnections: origin('--max-upstream-connections', 'MAX_UPSTREAM_CONNECTIONS'),
       metricsListen: origin('--metrics-listen', 'METRICS_LISTEN'),
     }),
     socketPath,
@@ -441,6 +484,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
     socketMode,
     graceMs,
     maxConnections,
+    maxUpstreamConnections,
     check: check === undefined ? undefined : Object.freeze(check),
     json,
   });
@@ -487,6 +531,7 @@ function config(command: 'help' | 'version'): CliConfig {
       socketMode: 'default',
       graceMs: 'default',
       maxConnections: 'default',
+      maxUpstreamConnections: 'default',
       metricsListen: 'default',
     } as const),
     socketPath: DEFAULT_SOCKET_PATH,
@@ -495,6 +540,7 @@ function config(command: 'help' | 'version'): CliConfig {
     socketMode: CLI_DEFAULTS.socketMode,
     graceMs: CLI_DEFAULTS.graceMs,
     maxConnections: CLI_DEFAULTS.maxConnections,
+    maxUpstreamConnections: CLI_DEFAULTS.maxUpstreamConnections,
     check: undefined,
     json: false,
   });

@@ -10,6 +10,7 @@ const NAMES: Readonly<Record<OperationalSetting, { flag?: string; variable: stri
   socketMode: { flag: '--socket-mode', variable: 'LISTEN_SOCKET_MODE', key: 'socketMode' },
   graceMs: { flag: '--grace', variable: 'SHUTDOWN_GRACE', key: 'shutdownGrace' },
   maxConnections: { flag: '--max-connections', variable: 'MAX_CONNECTIONS', key: 'maxConnections' },
+  maxUpstreamConnections: { flag: '--max-upstream-connections', variable: 'MAX_UPSTREAM_CONNECTIONS', key: 'maxUpstreamConnections' },
   metricsListen: { flag: '--metrics-listen', variable: 'METRICS_LISTEN', key: 'metricsListen' },
 };
 
@@ -58,6 +59,9 @@ export function applyConfigFile(cli: CliConfig, file: SocketFilterConfig, ipv6Di
     socketMode: given('socketMode', settings.socketMode !== undefined) ? (settings.socketMode as number) : cli.socketMode,
     graceMs: given('graceMs', settings.graceMs !== undefined) ? (settings.graceMs as number) : cli.graceMs,
     maxConnections: given('maxConnections', settings.maxConnections !== undefined) ? (settings.maxConnections as number) : cli.maxConnections,
+    maxUpstreamConnections: given('maxUpstreamConnections', settings.maxUpstreamConnections !== undefined)
+      ? (settings.maxUpstreamConnections as number)
+      : cli.maxUpstreamConnections,
   });
 }
 
@@ -76,7 +80,7 @@ export function unreloadable(running: CliConfig, next: CliConfig): string | unde
   if (listenOf(running) !== listenOf(next)) return 'listen';
   const metricsOf = (config: CliConfig): string => (config.metricsListen === undefined ? '' : describeListenAddress(config.metricsListen));
   if (metricsOf(running) !== metricsOf(next)) return 'metricsListen';
-  for (const key of ['socketPath', 'logLevel', 'socketMode', 'graceMs', 'maxConnections', 'minApiVersion'] as const) {
+  for (const key of ['socketPath', 'logLevel', 'socketMode', 'graceMs', 'maxConnections', 'maxUpstreamConnections', 'minApiVersion'] as const) {
     if (running[key] !== next[key]) return key === 'graceMs' ? 'shutdownGrace' : key;
   }
   return undefined;
@@ -94,6 +98,7 @@ export function filterOptions(config: CliConfig): SocketFilterOptions {
   return {
     ...(config.clients !== undefined ? { clients: config.clients } : config.policy !== undefined ? { policy: config.policy } : {}),
     socketPath: config.socketPath,
+    maxUpstreamConnections: config.maxUpstreamConnections,
     ...(config.minApiVersion !== undefined ? { minApiVersion: config.minApiVersion } : {}),
   };
 }

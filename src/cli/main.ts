@@ -53,7 +53,8 @@ Options:
   --config FILE          a policy file, YAML or JSON (env CONFIG); see docs/config.md. The preset
                          and its variables then come from the file only
   --listen ADDR          host:port, [ipv6]:port, :port or unix:/path/to.sock; repeatable
-                         (env LISTEN, comma-separated; default :2375; not with a file's listen)
+                         (env LISTEN, comma-separated; default 127.0.0.1:2375; not with a
+                         file's listen)
   --metrics-listen ADDR  serve Prometheus /metrics and /healthz there, never on a listen
                          address (env METRICS_LISTEN; default off)
   --socket-mode MODE     mode of unix listening sockets (env LISTEN_SOCKET_MODE; default 0660)
@@ -61,6 +62,10 @@ Options:
                          streams are cut (env SHUTDOWN_GRACE; default ${CLI_DEFAULTS.graceMs / 1000})
   --max-connections N    connections served at once, more get 503 (env MAX_CONNECTIONS;
                          default ${CLI_DEFAULTS.maxConnections}; 0: no limit)
+  --max-upstream-connections N
+                         connections to dockerd at once, streams included; when all are busy
+                         a request waits up to 10 s, then gets 503 (env MAX_UPSTREAM_CONNECTIONS;
+                         default ${CLI_DEFAULTS.maxUpstreamConnections})
   --json                 with check: print the decision as JSON
 
 Environment (as Tecnativa's docker-socket-proxy; without --config):
@@ -136,6 +141,6 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
     case 'healthcheck':
       return healthcheck(config, out);
     case 'serve':
-      return serve(config, { io: out, signals: io.signals ?? process, base, ipv6Disabled: ipv6Disabled(env) });
+      return serve(config, { io: out, signals: io.signals ?? process, base, env, ipv6Disabled: ipv6Disabled(env) });
   }
 }

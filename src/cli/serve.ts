@@ -6,10 +6,11 @@ import { createSocketFilter, type RequestEvent, type SocketFilter } from '../fil
 import { createBatchedWriter, createLogger, type Logger, type LogValue } from '../log.js';
 import { askDockerd } from '../proxy/ask.js';
 import type { Metrics } from '../metrics/index.js';
-import { describeListenAddress, type CliConfig } from './args.js';
+import { describeListenAddress, type CliConfig, type ListenAddress } from './args.js';
 import { NAME, type Output } from './commands.js';
 import { applyConfigFile, filterOptions, unreloadable } from './config-file.js';
 import { startListener, StartupError, type Listener } from './listen.js';
+import { startupWarnings } from './warnings.js';
 
 const debug = createDebug('docker-socket-filter:cli');
 
@@ -27,6 +28,8 @@ export interface ServeContext {
   readonly signals: NodeJS.EventEmitter;
   /** The configuration from the command line and the environment alone, which a reload applies the file to again. */
   readonly base: CliConfig;
+  /** The environment, for the start-up warnings. */
+  readonly env: NodeJS.ProcessEnv;
   readonly ipv6Disabled: boolean;
 }
 
@@ -176,6 +179,17 @@ async function serveWith(config: CliConfig, context: ServeContext, logger: Logge
       socket: config.socketPath,
       ...(metrics !== undefined ? { metrics: metrics.description } : {}),
     });
+
+    // With clients, who may connect is the file's to say (addresses, listeners): the exposure
+    // warning is about one policy for everyone. With a file, the environment's preset variables
+    // are not read, so none of them is misspelled.
+    if (config.clients === undefined && config.policy !== undefined) {
+      const bound = (address: ListenAddress): string =>
+        listeners.find((listener) => listener.address === address)?.description ?? describeListenAddress(address);
+      for (const warning of startupWarnings(config.listen, config.policy, config.configFile === undefined ? context.env : {}, bound)) {
+        logger.log('warning', warning.message, warning.fields);
+      }
+    }
 
     const signal = await watcher.first;
     stopping = true;

@@ -21,6 +21,7 @@ export const CONFIG_KEYS = Object.freeze({
     'logLevel',
     'metricsListen',
     'maxConnections',
+    'maxUpstreamConnections',
     'shutdownGrace',
     'socketMode',
   ]),

@@ -1,4 +1,4 @@
-import { checkMetricsApart, parseGrace, parseListenAddress, parseMaxConnections, parseSocketMode, describeListenAddress, type ListenAddress } from '../cli/args.js';
+import { checkMetricsApart, parseGrace, parseMaxUpstreamConnections, parseListenAddress, parseMaxConnections, parseSocketMode, describeListenAddress, type ListenAddress } from '../cli/args.js';
 import { SocketFilterTypeError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { parseVersionSetting } from '../policy/canonical.js';
@@ -48,6 +48,7 @@ export interface SocketFilterConfig {
     readonly logLevel?: LogLevel;
     readonly metricsListen?: ListenAddress;
     readonly maxConnections?: number;
+    readonly maxUpstreamConnections?: number;
     /** `shutdownGrace`, in milliseconds. */
     readonly graceMs?: number;
     readonly socketMode?: number;
@@ -265,6 +266,7 @@ function validate(data: unknown): SocketFilterConfig {
     }
   };
   const maxConnections = integer(top.maxConnections, 'maxConnections', parseMaxConnections);
+  const maxUpstreamConnections = integer(top.maxUpstreamConnections, 'maxUpstreamConnections', parseMaxUpstreamConnections);
   const graceMs = integer(top.shutdownGrace, 'shutdownGrace', parseGrace);
   let socketMode: number | undefined;
   if (top.socketMode !== undefined) {
@@ -290,6 +292,7 @@ function validate(data: unknown): SocketFilterConfig {
       ...(logLevel !== undefined ? { logLevel } : {}),
       ...(metricsListen !== undefined ? { metricsListen } : {}),
       ...(maxConnections !== undefined ? { maxConnections } : {}),
+      ...(maxUpstreamConnections !== undefined ? { maxUpstreamConnections } : {}),
       ...(graceMs !== undefined ? { graceMs } : {}),
       ...(socketMode !== undefined ? { socketMode } : {}),
     }),

@@ -35,6 +35,8 @@ export interface ParsedTarget {
   readonly restStart: number;
   readonly restEnd: number;
   readonly version: number;
+  /** The authority of an absolute-form target (`http://<authority>/…`); absent for origin-form. */
+  readonly authority?: string;
 }
 
 /** Why a target was refused as malformed; the sentence becomes `Decision.reason`. */
@@ -321,7 +323,10 @@ export function parseTarget(raw: string): ParsedTarget | MalformedTarget {
   }
 
   const target = queryStart < length ? path + raw.slice(queryStart) : path;
-  return withVersion(target, path.length, decodedPath, decodedPath.length);
+  const parsed = withVersion(target, path.length, decodedPath, decodedPath.length);
+  if (start === 0 || 'malformed' in parsed) return parsed;
+  // Absolute-form: the authority stands between `scheme://` and the path.
+  return { ...parsed, authority: raw.slice(raw.indexOf('//') + 2, start) };
 }
 
 /**

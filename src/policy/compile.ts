@@ -31,7 +31,10 @@ export interface CompiledEntry {
    * that section and is not compared again.
    */
   readonly matches: PathMatcher;
-  /** What follows `METHOD PATH` in the reason of a decision by this rule, with its leading space. */
+  /**
+   * What follows `METHOD PATH` in the reason of a decision by this rule: ` is allowed by X` for an
+   * allow rule, `: <why>` (after `docker-socket-filter denied METHOD PATH`) for a deny rule.
+   */
   readonly reasonSuffix: string;
 }
 
@@ -297,7 +300,8 @@ export function compilePolicy(policy: Policy, at = 'policy'): CompiledPolicy {
           methods,
           access: ACCESS_CODES[rule.access ?? 'any'],
           matches,
-          reasonSuffix: ' ' + (rule.reason ?? (rule.effect === 'allow' ? `is allowed by ${rule.id}` : `is denied by ${rule.id}`)),
+          reasonSuffix:
+            rule.effect === 'allow' ? ' ' + (rule.reason ?? `is allowed by ${rule.id}`) : ': ' + (rule.reason ?? `the rule ${rule.id} denies it`),
         }),
       );
     }

@@ -74,6 +74,20 @@ function deny(status: 400 | 403, rule: string | null, reason: string, path: stri
   return { allowed: false, status, rule, reason, path };
 }
 
+/**
+ * How every denial's reason starts: it names the filter, so a user reading `Error response from
+ * daemon: …` knows who refused, and then the request.
+ */
+export const DENIED_BY = 'docker-socket-filter denied ';
+
+/** How a malformed target's reason starts. */
+export const MALFORMED_BY = 'docker-socket-filter refused the request-target: ';
+
+/** Whether an absolute-form target's authority is the `Host` header (host names ignore case). */
+function sameAuthority(authority: string, host: string | undefined): boolean {
+  return host !== undefined && authority.length === host.length && authority.toLowerCase() === host.toLowerCase();
+}
+
 /** Which first segments can start a container-scoped route (see `containerNameStart`). */
 const enum ContainerRoutes {
   None,
@@ -222,7 +236,7 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
   function malformedDecision(why: string): Decision {
     let decision = malformedDecisions.get(why);
     if (decision === undefined) {
-      decision = Object.freeze(deny(400, null, `The request-target was refused: ${why}.`, null));
+      decision = Object.freeze(deny(400, null, MALFORMED_BY + why, null));
       malformedDecisions.set(why, decision);
     }
     return decision;
@@ -232,19 +246,25 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
     const parsed = parseTarget(target);
     if ('malformed' in parsed) return malformedDecision(parsed.malformed);
     const { decoded, restStart, restEnd, version } = parsed;
+    // HAProxy (the original) refuses an absolute-form target whose authority is not the Host the
+    // request carries; dockerd would route it by its path either way, but what a proxy in front
+    // of the guard took for the destination must be what the guard decides for.
+    if (parsed.authority !== undefined && !sameAuthority(parsed.authority, request?.host)) {
+      return malformedDecision('an absolute-form target must name the same host as the Host header');
+    }
     const forwarded = parsed.target;
     const shownPath = parsed.path;
 
     const bit = methodBit(method);
     if (bit === 0) {
-      const shown = typeof method === 'string' && /^[A-Za-z]{1,16}$/.test(method) ? method : 'This method';
-      return deny(403, 'method', `${shown} is refused: the Docker Engine API uses only GET, HEAD, POST, PUT and DELETE.`, forwarded);
+      const shown = typeof method === 'string' && /^[A-Za-z]{1,16}$/.test(method) ? method : 'a request with an unreadable method to';
+      return deny(403, 'method', `${DENIED_BY}${shown} ${shownPath}: the Docker Engine API uses only GET, HEAD, POST, PUT and DELETE`, forwarded);
     }
     if (version >= 0 && version < minApiVersion) {
       return deny(
         400,
         'min-api-version',
-        `API version ${formatVersion(version)} is older than the minimum ${formatVersion(minApiVersion)} this filter accepts (old versions let a start request reconfigure the container).`,
+        `${DENIED_BY}${method} ${shownPath}: API version ${formatVersion(version)} is older than the minimum ${formatVersion(minApiVersion)} this filter accepts (old versions let a start request reconfigure the container)`,
         forwarded,
       );
     }
@@ -260,7 +280,7 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
         return deny(
           403,
           'container-name',
-          `${method} ${shownPath} is refused: a container name must be exactly one path segment (dockerd would resolve "a/b" as a link alias of another container).`,
+          `${DENIED_BY}${method} ${shownPath}: a container name must be exactly one path segment (dockerd would resolve "a/b" as a link alias of another container)`,
           forwarded,
         );
       }
@@ -276,7 +296,7 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
         return deny(
           403,
           'start-body',
-          `${method} ${shownPath} is refused: a start request must not carry a configuration body.`,
+          `${DENIED_BY}${method} ${shownPath}: a start request must not carry a configuration body`,
           forwarded,
         );
       }
@@ -308,8 +328,8 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
             : request?.upgrade === true
               ? `${method} ${shownPath} (an upgrade, which counts as a write)`
               : `${method} ${shownPath} (a websocket attach, which writes to the container)`;
-        reason = `${what} needs ${writeHint}${hint === undefined ? '' : ` and ${hint}`}`;
-      } else reason = methodPrefix(bit) + shownPath + entry.reasonSuffix;
+        reason = `${DENIED_BY}${what}: it needs ${writeHint}${hint === undefined ? '' : ` and ${hint}`}`;
+      } else reason = DENIED_BY + methodPrefix(bit) + shownPath + entry.reasonSuffix;
       return deny(403, rule.id, reason, forwarded);
     }
 
@@ -318,8 +338,8 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
       403,
       'default-deny',
       hint === undefined
-        ? `${method} ${shownPath} is not allowed by any rule of the ${policy.name} policy`
-        : `${method} ${shownPath} needs ${hint}`,
+        ? `${DENIED_BY}${method} ${shownPath}: no rule of the ${policy.name} policy allows it`
+        : `${DENIED_BY}${method} ${shownPath}: it needs ${hint}`,
       forwarded,
     );
   };

@@ -100,7 +100,7 @@ export function linuxserverPreset(env: EnvLike = process.env): Policy {
       id: variable,
       effect: 'deny',
       paths: [`/containers/*/${resource}`, `/libpod/containers/*/${resource}`],
-      reason: `needs ${variable}=1 (a container's ${resource} can expose its files, filesystem or logs)`,
+      reason: `it needs ${variable}=1 (a container's ${resource} can expose its files, filesystem or logs)`,
     });
   }
   for (const [variable, base, actions] of ACTIONS) {

@@ -14,7 +14,7 @@ export type { Evaluate };
  *
  * @example
  * ```ts
- * const context: ProxyContext = { evaluate, socketPath, pool, onRequest: undefined, closed: false, open: new Set() };
+ * const context: ProxyContext = { evaluate, socketPath, pool, onRequest: undefined, uploadIdleTimeoutMs: 60_000, closed: false, open: new Set() };
  * ```
  */
 export interface ProxyContext {
@@ -24,6 +24,8 @@ export interface ProxyContext {
   readonly pool: UpstreamPool;
   /** Told once per request when it is over; see `report`. */
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
+  /** Milliseconds a declared request body may stop arriving before dockerd has answered. */
+  readonly uploadIdleTimeoutMs: number;
   closed: boolean;
   /** Every client and upstream stream still open: hijacked pairs and in-flight responses. */
   readonly open: Set<{ destroy(): unknown }>;
@@ -51,7 +53,7 @@ export function decide(
       allowed: false,
       status: 403,
       rule: null,
-      reason: 'The filter failed to decide on this request',
+      reason: 'docker-socket-filter failed to decide on this request, so it is refused',
       path: null,
     };
   }
@@ -71,7 +73,7 @@ export function decideAndLog(
   log: Debugger,
   method: string,
   target: string,
-  request: { readonly upgrade: boolean; readonly bodyLength: number; readonly client: ClientInfo },
+  request: RequestInfo & { readonly upgrade: boolean; readonly bodyLength: number; readonly client: ClientInfo },
 ): Decision {
   const decision = decide(context.evaluate, method, target, request);
   if (log.enabled) {
@@ -202,10 +204,10 @@ export function reportWhenClosed(
  *
  * @example
  * ```ts
- * await proxy.close(); // later requests get {"message":"The Docker socket filter is closed"}
+ * await proxy.close(); // later requests get {"message":"docker-socket-filter is closed"}
  * ```
  */
-export const CLOSED_MESSAGE = 'The Docker socket filter is closed';
+export const CLOSED_MESSAGE = 'docker-socket-filter is closed';
 
 /**
  * A request refused before it is decided, with the status and message to answer.

@@ -1,18 +1,25 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
+// Every answer the guard writes itself names it: a user reading `Error response from daemon: …`
+// must be able to tell the guard's refusals from dockerd's own errors.
+const FILTER_NAME = 'docker-socket-filter';
+
 /**
  * The body dockerd itself sends with an error, so the docker CLI prints
- * `Error response from daemon: <message>` for a refusal exactly as for a daemon error.
+ * `Error response from daemon: <message>` for a refusal as for a daemon error. A message that does
+ * not name the filter already gets `docker-socket-filter: ` in front.
  *
  * @example
  * ```ts
- * dockerErrorBody('POST /v1.41/containers/create needs POST=1');
- * // '{"message":"POST /v1.41/containers/create needs POST=1"}'
+ * dockerErrorBody('docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1');
+ * // '{"message":"docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1"}'
+ * dockerErrorBody('The request headers are too large');
+ * // '{"message":"docker-socket-filter: The request headers are too large"}'
  * ```
  */
 export function dockerErrorBody(message: string): string {
-  return JSON.stringify({ message });
+  return JSON.stringify({ message: message.startsWith(FILTER_NAME) ? message : `${FILTER_NAME}: ${message}` });
 }
 
 /**

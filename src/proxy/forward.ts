@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { CHUNKED_INVALID, CHUNKED_NEED_MORE, createChunkedDecoder, type ChunkedDecoder } from './chunked.js';
+import { takeOverConnection } from './hijack.js';
 import type { UpstreamConnection, UpstreamPool, UpstreamUser } from './pool.js';
-import { MAX_RESPONSE_HEAD_BYTES, parseResponseHead, type ResponseFraming } from './response-head.js';
+import { joinStreams } from './relay.js';
+import { MAX_RESPONSE_HEAD_BYTES, parseResponseHead, type ResponseFraming, type ResponseHead } from './response-head.js';
 
 const log = createDebug('docker-socket-filter:proxy');
 
@@ -60,6 +62,43 @@ export function badResponse(message: string): Error & { code: string } {
   return Object.assign(new Error(message), { code: 'ERR_DSF_BAD_RESPONSE' });
 }
 
+/**
+ * The error of a request whose declared body stopped arriving before dockerd answered anything:
+ * the proxy answers `408` and closes the connection.
+ *
+ * @example
+ * ```ts
+ * idleUpload(60_000).code; // 'ERR_DSF_IDLE_UPLOAD'
+ * ```
+ */
+export function idleUpload(timeoutMs: number): Error & { code: string } {
+  return Object.assign(new Error(`The request body stopped arriving for ${timeoutMs / 1000} s before the Docker daemon answered`), {
+    code: 'ERR_DSF_IDLE_UPLOAD',
+  });
+}
+
+// Routes dockerd and Podman hijack even without `Upgrade` headers (attach, exec start), answering
+// `200` with a raw stream and no framing: the connection is theirs from then on.
+const HIJACKING_ROUTE = /^(?:\/v[0-9.]+)?(?:\/libpod)?\/(?:containers\/[^/?]+\/attach|exec\/[^/?]+\/start)(?:\?|$)/;
+const RAW_STREAM = /^application\/vnd\.docker\.(?:raw|multiplexed)-stream\s*(?:;|$)/i;
+
+/**
+ * Whether dockerd's answer to a plain request took the connection over: a `200` raw or multiplexed
+ * stream, with no length, to a `POST` on an attach or exec start route.
+ *
+ * @example
+ * ```ts
+ * isHijack('POST', '/v1.41/exec/abc/start', head); // true for `200`, raw-stream, no framing
+ * ```
+ */
+export function isHijack(method: string, path: string, head: ResponseHead): boolean {
+  if (method !== 'POST' || head.status !== 200 || head.framing !== 'close' || !HIJACKING_ROUTE.test(path)) return false;
+  for (let index = 0; index + 1 < head.headers.length; index += 2) {
+    if ((head.headers[index] as string).toLowerCase() === 'content-type' && RAW_STREAM.test(head.headers[index + 1] as string)) return true;
+  }
+  return false;
+}
+
 function hangUp(): Error & { code: string } {
   // The words and code Node's http client uses, so operators see the same thing they always did.
   return Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
@@ -81,9 +120,48 @@ function requestHead(req: IncomingMessage, path: string, bodyLength: number): st
       head += `${name}: ${raw[index + 1] as string}\r\n`;
     }
   }
+  // An HTTP/1.0 request may come without `Host`; it is forwarded as HTTP/1.1, which needs one
+  // (dockerd answers 400 without it). The value is not read by dockerd.
+  if (req.headers.host === undefined) head += 'Host: docker\r\n';
   if (bodyLength === -1) head += 'Transfer-Encoding: chunked\r\n';
   else if (bodyLength > 0 || req.headers['content-length'] !== undefined) head += `Content-Length: ${bodyLength}\r\n`;
   return `${head}\r\n`;
+}
+
+/**
+ * What the caller of `forwardRequest` is told: at most one failure, and that the connection was
+ * taken over by a hijack (the response object is out of the picture then).
+ *
+ * @example
+ * ```ts
+ * const hooks: ForwardHooks = { onError: (error) => fail(error), onHijack: () => (hijacked = true), onHijackEnd: report };
+ * ```
+ */
+export interface ForwardHooks {
+  /** A failure before dockerd's head (answer it), or during the body (the stream is cut). */
+  readonly onError: (error: Error) => void;
+  /** dockerd took the connection over (a raw stream to an attach or exec start). */
+  readonly onHijack?: () => void;
+  /** The hijacked stream is over, both connections closed. */
+  readonly onHijackEnd?: () => void;
+}
+
+/**
+ * Settings of one forwarded request.
+ *
+ * @example
+ * ```ts
+ * const options: ForwardOptions = { uploadIdleTimeoutMs: 60_000 };
+ * ```
+ */
+export interface ForwardOptions {
+  /**
+   * The whole body, already read (a body check inspected it): forwarded as is, with its length.
+   * Without it the body streams from the client as it comes.
+   */
+  readonly body?: Buffer;
+  /** Milliseconds a declared body may stop arriving before dockerd has answered. */
+  readonly uploadIdleTimeoutMs: number;
 }
 
 const enum Phase {
@@ -108,16 +186,37 @@ class Exchange implements UpstreamUser {
   private requestSent: boolean;
   private waitingForDrain = false;
   private wroteBody = false;
+  /** While the declared body is still arriving and dockerd has answered nothing. */
+  private uploadTimer: NodeJS.Timeout | undefined;
   connection: UpstreamConnection | null = null;
 
   constructor(
     private readonly pool: UpstreamPool,
+    private readonly open: Set<{ destroy(): unknown }>,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    private readonly path: string,
     private readonly bodyLength: number,
-    private readonly reportFailure: (error: Error) => void,
+    private readonly hooks: ForwardHooks,
+    private readonly options: ForwardOptions,
   ) {
     this.requestSent = bodyLength === 0;
+  }
+
+  onConnection(connection: UpstreamConnection): void {
+    this.connection = connection;
+    if (this.phase === Phase.Done || this.res.destroyed) {
+      // The client left while this exchange waited for a connection.
+      this.dropConnection();
+      return;
+    }
+    const body = this.options.body;
+    const socket = connection.socket;
+    socket.write(requestHead(this.req, this.path, body === undefined ? this.bodyLength : body.length), 'latin1');
+    if (body !== undefined) {
+      if (body.length > 0) socket.write(body);
+      this.requestSent = true;
+    } else if (this.bodyLength !== 0) this.sendBody();
   }
 
   /** Writes a piece of the body to the client; `data` is a view of the shared read buffer. */
@@ -150,6 +249,14 @@ class Exchange implements UpstreamUser {
   }
 
   onError(error: Error): void {
+    if (this.connection === null && this.phase === Phase.Head) {
+      // No connection came (the pool is saturated): nothing was sent.
+      this.phase = Phase.Done;
+      this.stopUploadTimer();
+      if (!this.requestSent) this.req.resume();
+      this.hooks.onError(error);
+      return;
+    }
     this.failUpstream(error);
   }
 
@@ -162,15 +269,19 @@ class Exchange implements UpstreamUser {
   abandon(): void {
     if (this.phase === Phase.Done) return;
     this.phase = Phase.Done;
+    this.stopUploadTimer();
+    if (this.connection === null) this.pool.cancel(this);
     this.dropConnection();
   }
 
-  sendBody(): void {
+  private sendBody(): void {
     const req = this.req;
     const chunked = this.bodyLength === -1;
+    this.armUploadTimer();
     req.on('data', (data: Buffer) => {
       const connection = this.connection;
       if (connection === null || this.phase === Phase.Done) return;
+      if (this.phase === Phase.Head) this.armUploadTimer();
       const socket = connection.socket;
       let flushed: boolean;
       if (chunked) {
@@ -188,15 +299,42 @@ class Exchange implements UpstreamUser {
       }
     });
     req.on('end', () => {
+      this.stopUploadTimer();
       if (chunked && this.connection !== null && this.phase !== Phase.Done) this.connection.socket.write(LAST_CHUNK);
       this.requestSent = true;
     });
     req.on('error', (error) => {
       if (this.phase === Phase.Done) return;
       this.phase = Phase.Done;
+      this.stopUploadTimer();
       this.dropConnection();
-      this.reportFailure(error);
+      this.hooks.onError(error);
     });
+  }
+
+  /**
+   * An upload that stops before dockerd answers holds a connection to dockerd and a client slot
+   * for nothing: after `uploadIdleTimeoutMs` without a byte of it, the exchange is cut. Once
+   * dockerd answers, the stream is the client's and dockerd's business (no timeout).
+   */
+  private armUploadTimer(): void {
+    if (this.uploadTimer !== undefined) {
+      this.uploadTimer.refresh();
+      return;
+    }
+    const timeoutMs = this.options.uploadIdleTimeoutMs;
+    this.uploadTimer = setTimeout(() => {
+      this.uploadTimer = undefined;
+      if (this.phase !== Phase.Head || this.requestSent) return;
+      log('%s upload idle for %d ms before any answer: cut', this.req.method, timeoutMs);
+      this.failUpstream(idleUpload(timeoutMs));
+    }, timeoutMs);
+    this.uploadTimer.unref();
+  }
+
+  private stopUploadTimer(): void {
+    if (this.uploadTimer !== undefined) clearTimeout(this.uploadTimer);
+    this.uploadTimer = undefined;
   }
 
   private readHead(chunk: Buffer): void {
@@ -214,6 +352,7 @@ class Exchange implements UpstreamUser {
       return;
     }
     this.head = null;
+    this.stopUploadTimer();
     const head = parseResponseHead(buffer, end, this.req.method ?? '');
     if (typeof head === 'string') {
       this.failUpstream(badResponse(head));
@@ -222,6 +361,10 @@ class Exchange implements UpstreamUser {
     const res = this.res;
     if (res.destroyed) {
       this.abandon();
+      return;
+    }
+    if (isHijack(this.req.method ?? '', this.path, head)) {
+      this.hijack(buffer.subarray(0, end + HEAD_END.length), buffer.subarray(end + HEAD_END.length));
       return;
     }
     try {
@@ -255,6 +398,29 @@ class Exchange implements UpstreamUser {
     // A response without a length is a stream (`events`, `logs -f`, and `wait`, which sends its head
     // and then nothing until the container exits): the client must get the head now, or it deadlocks.
     if (!this.wroteBody && this.phase === Phase.Body) res.flushHeaders();
+  }
+
+  /**
+   * dockerd took the connection over (see `isHijack`): the client's connection leaves Node's HTTP
+   * server, gets dockerd's head and what followed it byte for byte (never re-framed), and the two
+   * are joined. The body the client declared was read whole before dockerd answered, so nothing
+   * the client sends from here on is an HTTP request to anyone.
+   */
+  private hijack(rawHead: Buffer, rest: Buffer): void {
+    const connection = this.connection as UpstreamConnection;
+    const client = this.requestSent ? takeOverConnection(this.req, this.res) : null;
+    if (client === null) {
+      this.failUpstream(badResponse('The Docker daemon took the connection over in a way the filter cannot relay'));
+      return;
+    }
+    this.phase = Phase.Done;
+    this.connection = null;
+    this.open.delete(this.res);
+    this.open.add(client);
+    client.once('close', () => this.open.delete(client));
+    this.hooks.onHijack?.();
+    client.write(Buffer.concat([rawHead, rest]));
+    joinStreams(client, connection, this.pool, () => this.hooks.onHijackEnd?.());
   }
 
   private readBody(chunk: Buffer): void {
@@ -294,6 +460,7 @@ class Exchange implements UpstreamUser {
    */
   private finish(last?: Buffer): void {
     this.phase = Phase.Done;
+    this.stopUploadTimer();
     const connection = this.connection;
     if (connection !== null && this.keepAlive && this.requestSent && !this.waitingForDrain) {
       this.connection = null;
@@ -308,16 +475,14 @@ class Exchange implements UpstreamUser {
   /** dockerd failed, or sent what cannot be relayed: 502 if nothing was sent, else a cut stream. */
   private failUpstream(error: Error): void {
     if (this.phase === Phase.Done) return;
-    // Node holds a response's first writes until the next tick: in the response itself (Node
-    // >= 24.22 corks the message and buffers chunked writes there) and in the socket (older
-    // releases cork the socket). The caller destroys the response now, so hand over what was
-    // relayed first, from both: the client then sees the head and a cut body, not a connection
-    // that closed without an answer.
+    // The caller destroys the response now: hand over what was relayed first. The client then
+    // sees the head and a cut body, not a connection that closed without an answer.
     if (this.phase === Phase.Body) flushHeldWrites(this.res);
     this.phase = Phase.Done;
+    this.stopUploadTimer();
     log('%s upstream failure: %s', this.req.method, error.message);
     this.dropConnection();
-    this.reportFailure(error);
+    this.hooks.onError(error);
   }
 
   private dropConnection(): void {
@@ -344,14 +509,16 @@ class Exchange implements UpstreamUser {
  * of the CPU. The head is written from the decided path and the client's validated headers; the
  * body's framing from the decided length; dockerd's response is parsed strictly (see
  * `parseResponseHead`) and relayed with Node's server response, which frames it for the client.
+ * When the pool is saturated the request waits for a connection, or fails with code
+ * `ERR_DSF_SATURATED` (the caller answers 503).
  *
- * `onError` is called at most once: for a failure before dockerd's head (the caller answers 502), or
- * during the body (the caller cuts the response). Throws synchronously for a path that cannot be
+ * `hooks.onError` is called at most once: for a failure before dockerd's head (the caller answers),
+ * or during the body (the caller cuts the response). Throws synchronously for a path that cannot be
  * sent; nothing was sent then.
  *
  * @example
  * ```ts
- * forwardRequest(pool, open, req, res, decision.path, framing.bodyLength, (error) => fail(error));
+ * forwardRequest(pool, open, req, res, decision.path, framing.bodyLength, { onError: fail }, { uploadIdleTimeoutMs: 60_000 });
  * ```
  */
 export function forwardRequest(
@@ -361,12 +528,11 @@ export function forwardRequest(
   res: ServerResponse,
   path: string,
   bodyLength: number,
-  onError: (error: Error) => void,
+  hooks: ForwardHooks,
+  options: ForwardOptions,
 ): void {
   if (!SENDABLE_PATH.test(path)) throw new TypeError(`The decided path cannot be sent: ${JSON.stringify(path.slice(0, 100))}`);
-  const exchange = new Exchange(pool, req, res, bodyLength, onError);
-  const connection = pool.acquire(exchange);
-  exchange.connection = connection;
+  const exchange = new Exchange(pool, open, req, res, path, bodyLength, hooks, options);
   // Registered in `open` until it closes, so the proxy's close() can end it. A client that goes
   // away aborts the upstream request (and, through it, dockerd's work). One listener for both: this
   // runs for every request.
@@ -375,6 +541,5 @@ export function forwardRequest(
     open.delete(res);
     if (!res.writableFinished) exchange.abandon();
   });
-  connection.socket.write(requestHead(req, path, bodyLength), 'latin1');
-  if (bodyLength !== 0) exchange.sendBody();
+  pool.acquire(exchange);
 }

@@ -1,6 +1,6 @@
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate, ProxyContext } from './context.js';
-import { createUpstreamPool } from './pool.js';
+import { createUpstreamPool, type UpstreamPoolStats } from './pool.js';
 import { createUpgradeHandler, type UpgradeHandler } from './upgrade.js';
 import { createWebHandler, type WebHandler } from './web.js';
 
@@ -25,6 +25,22 @@ const UPSTREAM_IDLE_TIMEOUT_MS = 5_000;
 const UPSTREAM_MAX_IDLE = 256;
 
 /**
+ * Defaults of the proxy's bounds.
+ *
+ * - `maxUpstreamConnections`: connections to dockerd at once, long-lived streams (`events`,
+ *   `logs -f`, attach, exec) included; well below what a stock dockerd's descriptor limit allows.
+ * - `upstreamWaitTimeoutMs`: how long a request waits for one of them when all are busy; then `503`.
+ * - `uploadIdleTimeoutMs`: how long a declared request body may stop arriving before dockerd has
+ *   answered anything; then `408` and the connection is closed. nginx's `client_body_timeout` is
+ *   60 s too; a `docker load` or build context on a slow link sends something far more often.
+ */
+export const PROXY_DEFAULTS = Object.freeze({
+  maxUpstreamConnections: 512,
+  upstreamWaitTimeoutMs: 10_000,
+  uploadIdleTimeoutMs: 60_000,
+});
+
+/**
  * Options of `createProxy`.
  *
  * @example
@@ -39,6 +55,12 @@ export interface ProxyOptions {
   readonly socketPath: string;
   /** Called once per request when it is over (answered, streamed to the end, or cut). */
   readonly onRequest?: ((event: RequestEvent) => void) | undefined;
+  /** Connections to dockerd at once (default `PROXY_DEFAULTS.maxUpstreamConnections`). */
+  readonly maxUpstreamConnections?: number | undefined;
+  /** See `PROXY_DEFAULTS.upstreamWaitTimeoutMs`. */
+  readonly upstreamWaitTimeoutMs?: number | undefined;
+  /** See `PROXY_DEFAULTS.uploadIdleTimeoutMs`. */
+  readonly uploadIdleTimeoutMs?: number | undefined;
 }
 
 /**
@@ -60,6 +82,8 @@ export interface Proxy {
    * refuses (503) whatever arrives afterwards. Does not close the caller's server.
    */
   close(): Promise<void>;
+  /** The upstream pool's counts: open, idle, hijacked connections and waiting requests. */
+  upstreamStats(): UpstreamPoolStats;
 }
 
 /**
@@ -83,11 +107,20 @@ export function createProxy(options: ProxyOptions): Proxy {
   // Connections to dockerd are kept alive and reused: opening one per request costs dockerd a
   // goroutine and us a connect. Idle ones are closed after a while, since dockerd 20.10 never closes
   // them itself and a burst would otherwise leave its connections open for as long as the guard runs.
-  const pool = createUpstreamPool(options.socketPath, { idleTimeoutMs: UPSTREAM_IDLE_TIMEOUT_MS, maxIdle: UPSTREAM_MAX_IDLE });
+  const maxConnections = options.maxUpstreamConnections ?? PROXY_DEFAULTS.maxUpstreamConnections;
+  const pool = createUpstreamPool(options.socketPath, {
+    idleTimeoutMs: UPSTREAM_IDLE_TIMEOUT_MS,
+    maxIdle: Math.min(UPSTREAM_MAX_IDLE, maxConnections),
+    maxConnections,
+    // As many may wait as may be served: beyond, a request is refused at once.
+    maxWaiting: maxConnections,
+    waitTimeoutMs: options.upstreamWaitTimeoutMs ?? PROXY_DEFAULTS.upstreamWaitTimeoutMs,
+  });
   const context: ProxyContext = {
     evaluate: options.evaluate,
     socketPath: options.socketPath,
     onRequest: options.onRequest,
+    uploadIdleTimeoutMs: options.uploadIdleTimeoutMs ?? PROXY_DEFAULTS.uploadIdleTimeoutMs,
     pool,
     closed: false,
     open: new Set(),
@@ -96,6 +129,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   return {
     handler: createWebHandler(context),
     upgrade: createUpgradeHandler(context),
+    upstreamStats: () => pool.stats(),
     close() {
       context.closed = true;
       pool.destroy();

@@ -53,7 +53,7 @@ const INVALID_HEAD_CHARACTER = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r
  * Parses the response head in `buffer[0, end)` (`end` is where `\r\n\r\n` starts). Returns the head,
  * or why it is refused: the forwarder then answers 502 (nothing sent yet) and never reuses the
  * connection. Interim (`1xx`) answers are refused too: the request handler strips `Expect` and
- * refuses upgrades, so dockerd has no reason to send one.
+ * refuses upgrades, so dockerd has no reason to send one; only an `upgrade` request may get `101`.
  *
  * Strict on purpose: the connection is reused for other clients' requests, so a response whose end
  * is in any doubt (two lengths, a length and a coding, a malformed line) must not leave bytes behind
@@ -66,14 +66,15 @@ const INVALID_HEAD_CHARACTER = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r
  * // { status: 200, reason: 'OK', headers: ['Content-Length', '2'], framing: 'length', length: 2, keepAlive: true }
  * ```
  */
-export function parseResponseHead(buffer: Buffer, end: number, method: string): ResponseHead | string {
+export function parseResponseHead(buffer: Buffer, end: number, method: string, upgrade = false): ResponseHead | string {
   const text = buffer.toString('latin1', 0, end);
   if (INVALID_HEAD_CHARACTER.test(text)) return 'The Docker daemon sent an invalid header line';
   const lines = text.split('\r\n');
   const statusLine = STATUS_LINE.exec(lines[0] as string);
   if (statusLine === null) return 'The Docker daemon sent an invalid status line';
   const status = Number(statusLine[2]);
-  if (status < 200) return 'The Docker daemon sent an interim response the filter did not ask for';
+  // An upgrade asked for `101`; nothing asked for any other interim answer.
+  if (status < 200 && !(upgrade && status === 101)) return 'The Docker daemon sent an interim response the filter did not ask for';
   let keepAlive = statusLine[1] === '1';
   const headers: string[] = [];
   let contentLength: string | undefined;
@@ -117,6 +118,7 @@ export function parseResponseHead(buffer: Buffer, end: number, method: string): 
     return 'The Docker daemon sent both Content-Length and Transfer-Encoding';
   }
   const reason = statusLine[3] ?? '';
+  if (status === 101) return { status, reason, headers, framing: 'close', length: 0, keepAlive: false };
   // A HEAD answer, 204 and 304 have no body whatever their headers say (RFC 9112 §6.3).
   if (method === 'HEAD' || status === 204 || status === 304) {
     return { status, reason, headers, framing: 'none', length: 0, keepAlive };

@@ -81,7 +81,7 @@ export const FILTER_SERVER_DEFAULTS = Object.freeze({
 });
 
 /** What a connection over `maxConnections` is told (`503`). */
-export const OVERLOADED_MESSAGE = 'The Docker socket filter is serving its maximum number of connections; retry later';
+export const OVERLOADED_MESSAGE = 'docker-socket-filter is serving its maximum number of connections; retry later';
 
 const OPTION_KEYS = new Set(['headersTimeout', 'maxHeaderSize', 'keepAliveTimeout', 'maxConnections', 'onReject', 'listener']);
 

@@ -1,10 +1,16 @@
 import type { IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
+import { CHUNKED_INVALID, createChunkedDecoder } from './chunked.js';
 import { clientOf } from './client-info.js';
 import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
 import { writeRawJsonError } from './deny.js';
+import { isHijack } from './forward.js';
+import { inTurn } from './lane.js';
+import type { UpstreamConnection, UpstreamUser } from './pool.js';
+import { joinStreams } from './relay.js';
+import { MAX_RESPONSE_HEAD_BYTES, parseResponseHead, type ResponseHead } from './response-head.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 
 const log = createDebug('docker-socket-filter:upgrade');
@@ -20,10 +26,11 @@ const log = createDebug('docker-socket-filter:upgrade');
  */
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-// Request headers that belong to the client's connection. The `Connection` header is rewritten
-// (see below); `Expect` would make dockerd send an interim 100 this relay does not expect.
+// Request headers that belong to the client's connection. `Connection` and `Upgrade` are written
+// anew (see below); `Expect` would make dockerd send an interim 100 this relay does not expect.
 const DROPPED_REQUEST_HEADERS = new Set([
   'connection',
+  'upgrade',
   'keep-alive',
   'proxy-connection',
   'expect',
@@ -33,19 +40,20 @@ const DROPPED_REQUEST_HEADERS = new Set([
 // Bytes a client may send after its request body before dockerd has answered; more and the client
 // socket is paused. Docker clients send nothing until they have read `101`.
 const MAX_PENDING_BYTES = 64 * 1024;
-// A response head larger than this is not dockerd's.
-const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 /**
  * Builds the upgrade handler of a proxy. Unlike http-proxy-3's websocket path, which only knows
  * `GET` + `Upgrade: websocket` and never sends a body, this relays any upgrade dockerd offers, body
- * first, and joins the two sockets **only** when dockerd answers `101`.
+ * first, and joins the two sockets **only** when dockerd took the connection over: it answered
+ * `101`, or (Podman, and dockerd for some clients) `200` with a raw stream and no framing to an
+ * attach or exec start.
  *
  * Why the care: until dockerd has switched protocols, the connection is still HTTP. Anything the
  * client sent after the declared body would be read by dockerd as the next request, one the filter
  * never saw. So only the declared body is forwarded before the answer; the rest waits, and is
- * dropped with the connection if dockerd answers anything but `101`.
+ * dropped with the connection if dockerd answers anything else. That answer is relayed as dockerd
+ * framed it, with backpressure, and then both connections are closed.
  *
  * @example
  * ```ts
@@ -55,66 +63,80 @@ const HEAD_END = Buffer.from('\r\n\r\n');
  */
 export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
   return function upgrade(req, socket, head) {
-    const method = req.method ?? '';
-    const target = req.url ?? '';
-    const started = performance.now();
-    // What the client got: set when an answer is written or dockerd's is relayed.
-    const outcome: Outcome = { status: null };
     socket.on('error', (error) => {
       log('client socket error: %s', error.message);
       socket.destroy();
     });
-    // One event per request, when the client's connection is over (for a joined stream: its end).
-    // The peer address and listener of the connection, never a header: who the client is.
-    const client = clientOf(socket);
-    const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
-      if (context.onRequest === undefined) return;
-      const fields = { method, path, allowed, rule, reason, upgrade: true, ...clientFields(client, decidedFor) };
-      reportWhenClosed(context, socket, started, fields, () =>
-        // 499 (nginx's "client closed request"): the client left before any answer.
-        outcome.status ?? 499,
-      );
-    };
-    const refuse = (status: number, message: string): void => {
-      outcome.status = status;
-      writeRawJsonError(socket, status, message);
-    };
-
-    const checked = checkBeforeDeciding(context, log, method, target, req);
-    if ('message' in checked) {
-      reportWhenOver(null, false, null, checked.message);
-      refuse(checked.status, checked.message);
-      return;
-    }
-    const framing = checked;
-
-    // Node only emits 'upgrade' for what it parsed as an upgrade, so this is always an upgrade:
-    // decide on it as one (an upgrade is a write), whatever the headers' exact spelling.
-    const decision = decideAndLog(context, log, method, target, {
-      upgrade: true,
-      bodyLength: framing.bodyLength,
-      client,
-    });
-    reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
-    if (!decision.allowed || decision.path === null) {
-      refuse(decision.allowed ? 400 : decision.status, decision.reason);
-      return;
-    }
-    if (framing.bodyLength < 0) {
-      // Without a Content-Length this relay cannot tell the body from what follows it, and guessing
-      // is how requests get smuggled. Docker clients always send a length.
-      refuse(400, 'An upgrade request must declare its body with Content-Length');
-      return;
-    }
-
-    relay(context, req, socket, head, decision.path, framing.bodyLength, outcome);
+    // Node hands an upgrade over while earlier requests of the connection may still be answered:
+    // it waits for its turn, like every request (see lane.ts).
+    const queued = inTurn(socket, () => handleUpgrade(context, req, socket, head));
+    if (!queued) socket.destroy();
   };
+}
+
+function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const method = req.method ?? '';
+  const target = req.url ?? '';
+  const started = performance.now();
+  // What the client got: set when an answer is written or dockerd's is relayed.
+  const outcome: Outcome = { status: null };
+  // The peer address and listener of the connection, never a header: who the client is.
+  const client = clientOf(socket);
+  // One event per request, when the client's connection is over (for a joined stream: its end).
+  const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
+    if (context.onRequest === undefined) return;
+    const fields = { method, path, allowed, rule, reason, upgrade: true, ...clientFields(client, decidedFor) };
+    reportWhenClosed(context, socket, started, fields, () =>
+      // 499 (nginx's "client closed request"): the client left before any answer.
+      outcome.status ?? 499,
+    );
+  };
+  const refuse = (status: number, message: string): void => {
+    outcome.status = status;
+    writeRawJsonError(socket, status, message);
+  };
+
+  const checked = checkBeforeDeciding(context, log, method, target, req);
+  if ('message' in checked) {
+    reportWhenOver(null, false, null, checked.message);
+    refuse(checked.status, checked.message);
+    return;
+  }
+  const framing = checked;
+
+  // Node only emits 'upgrade' for what it parsed as an upgrade, so this is always an upgrade:
+  // decide on it as one (an upgrade is a write), whatever the headers' exact spelling.
+  const decision = decideAndLog(context, log, method, target, {
+    upgrade: true,
+    bodyLength: framing.bodyLength,
+    client,
+    ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
+  });
+  reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
+  if (!decision.allowed || decision.path === null) {
+    refuse(decision.allowed ? 400 : decision.status, decision.reason);
+    return;
+  }
+  if (framing.bodyLength < 0) {
+    // Without a Content-Length this relay cannot tell the body from what follows it, and guessing
+    // is how requests get smuggled. Docker clients always send a length.
+    refuse(400, 'An upgrade request must declare its body with Content-Length');
+    return;
+  }
+
+  relay(context, req, socket, head, decision.path, framing.bodyLength, outcome);
 }
 
 interface Outcome {
   status: number | null;
 }
 
+/**
+ * The request head for dockerd: the client's headers but its connection's, then exactly
+ * `Connection: Upgrade` and the client's `Upgrade` value, as Go's reverse proxy sends them. Podman
+ * answers `101` only to exactly that (to `Upgrade, close` it answers `200` and hijacks anyway);
+ * no token that could change a daemon's choice is added.
+ */
 function requestHead(req: IncomingMessage, path: string): string {
   let text = `${req.method} ${path} HTTP/1.1\r\n`;
   const raw = req.rawHeaders;
@@ -122,15 +144,8 @@ function requestHead(req: IncomingMessage, path: string): string {
     const name = raw[index] as string;
     if (!DROPPED_REQUEST_HEADERS.has(name.toLowerCase())) text += `${name}: ${raw[index + 1]}\r\n`;
   }
-  // `close` makes dockerd end the connection after a non-101 answer, so nothing on this
-  // connection is ever read as a second request; dockerd checks only for the `Upgrade` header
-  // and the websocket handshake only for the `upgrade` token, so `101` still happens.
-  return `${text}Connection: Upgrade, close\r\n\r\n`;
-}
-
-function contentLengthOf(head: string): number | null {
-  const match = /\r\ncontent-length:[ \t]*(\d+)[ \t]*(?:\r\n|$)/i.exec(head);
-  return match === null ? null : Number(match[1]);
+  if (req.headers.host === undefined) text += 'Host: docker\r\n';
+  return `${text}Connection: Upgrade\r\nUpgrade: ${req.headers.upgrade ?? ''}\r\n\r\n`;
 }
 
 function relay(
@@ -142,30 +157,31 @@ function relay(
   bodyLength: number,
   outcome: Outcome,
 ): void {
-  const upstream: Socket = connect({ path: context.socketPath });
   track(context.open, socket);
-  track(context.open, upstream);
   // Hijacked streams (attach, exec, logs) idle for as long as the container is quiet.
   if ('setTimeout' in socket && typeof socket.setTimeout === 'function') {
     (socket as Socket).setTimeout(0);
     (socket as Socket).setNoDelay(true);
   }
-  upstream.setNoDelay(true);
 
-  let phase: 'request' | 'joined' | 'refused' = 'request';
+  let phase: 'waiting' | 'request' | 'joined' | 'relaying' | 'over' = 'waiting';
+  let connection: UpstreamConnection | null = null;
   let bodyLeft = bodyLength;
-  let answered = false;
   let clientEnded = false;
   const pending: Buffer[] = [];
   let pendingBytes = 0;
-  let response: Buffer = Buffer.alloc(0);
+  let response: Buffer | null = null;
 
+  const upstreamSocket = (): Socket | undefined => connection?.socket;
+
+  // The declared body goes upstream as it comes; what follows it waits for dockerd's answer.
   const onClientData = (chunk: Buffer): void => {
     let rest = chunk;
-    if (bodyLeft > 0) {
+    if (bodyLeft > 0 && phase === 'request') {
       const body = rest.subarray(0, bodyLeft);
       bodyLeft -= body.length;
       rest = rest.subarray(body.length);
+      const upstream = upstreamSocket() as Socket;
       if (!upstream.write(body)) {
         socket.pause();
         upstream.once('drain', () => {
@@ -183,112 +199,205 @@ function relay(
     clientEnded = true;
   };
 
-  const fail = (status: number, message: string): void => {
-    phase = 'refused';
-    upstream.destroy();
-    // Nothing more goes upstream; writeRawJsonError drains what the client still sends.
-    socket.off('data', onClientData);
-    pending.length = 0;
-    if (answered) {
-      socket.destroy();
-    } else {
-      outcome.status = status;
-      writeRawJsonError(socket, status, message);
+  const dropUpstream = (): void => {
+    const current = connection;
+    connection = null;
+    if (current !== null) {
+      current.user = null;
+      current.socket.destroy();
     }
   };
 
-  const join = (): void => {
-    phase = 'joined';
+  /** Nothing was relayed yet: answer with a JSON error and close. */
+  const fail = (status: number, message: string): void => {
+    if (phase === 'over') return;
+    phase = 'over';
+    context.pool.cancel(user);
+    dropUpstream();
+    // Nothing more goes upstream; writeRawJsonError drains what the client still sends.
     socket.off('data', onClientData);
-    socket.off('end', onClientEnd);
-    if (pending.length > 0) upstream.write(Buffer.concat(pending));
     pending.length = 0;
-    upstream.pipe(socket);
-    if (clientEnded) upstream.end();
-    else socket.pipe(upstream);
+    outcome.status = status;
+    writeRawJsonError(socket, status, message);
   };
 
-  const refuse = (headEnd: number, headText: string): void => {
-    phase = 'refused';
+  const failWith = (error: Error): void => {
+    const status = (error as { code?: unknown }).code === 'ERR_DSF_SATURATED' ? 503 : 502;
+    if ((error as { code?: unknown }).code === 'ERR_DSF_BAD_RESPONSE' || status === 503) {
+      fail(status, error.message);
+      return;
+    }
+    // Settled now, so nothing answers a second time while the message is being worded.
+    phase = 'over';
+    dropUpstream();
+    void upstreamFailureMessage(error, context.socketPath).then((message) => {
+      phase = 'request';
+      fail(502, message);
+    });
+  };
+
+  const join = (joined: UpstreamConnection, answer: Buffer): void => {
+    phase = 'joined';
+    connection = null;
+    socket.off('data', onClientData);
+    socket.off('end', onClientEnd);
+    // dockerd's head, and the stream output it sent right after, go out first.
+    socket.write(answer);
+    if (pending.length > 0) joined.socket.write(Buffer.concat(pending));
+    pending.length = 0;
+    joinStreams(socket, joined, context.pool, () => undefined);
+    if (clientEnded) joined.socket.end();
+  };
+
+  /** Relays a refusal (any answer but a takeover) as dockerd framed it, then closes both. */
+  const relayAnswer = (answer: ResponseHead, headBytes: Buffer, rest: Buffer): void => {
+    phase = 'relaying';
     socket.off('data', onClientData);
     pending.length = 0;
     // Whatever else the client sends on this connection is never forwarded; drain and drop it.
     socket.resume();
-    const length = contentLengthOf(headText);
-    let bodyLeftToRelay = length === null ? Number.POSITIVE_INFINITY : length;
+    let bodyLeftToRelay = answer.framing === 'length' ? answer.length : answer.framing === 'none' ? 0 : Number.POSITIVE_INFINITY;
+    const decoder = answer.framing === 'chunked' ? createChunkedDecoder() : null;
     const finish = (): void => {
-      upstream.destroy();
+      if (phase === 'over') return;
+      phase = 'over';
+      dropUpstream();
       socket.end();
       setTimeout(() => socket.destroy(), 5_000).unref();
     };
     const forward = (chunk: Buffer): void => {
-      const part = chunk.subarray(0, Math.min(chunk.length, bodyLeftToRelay));
-      bodyLeftToRelay -= part.length;
-      if (part.length > 0) socket.write(part);
-      if (bodyLeftToRelay <= 0) finish();
+      let part = chunk;
+      let ended = false;
+      if (decoder !== null) {
+        const used = decoder.feed(chunk, () => undefined);
+        if (used === CHUNKED_INVALID) {
+          // Nothing trustworthy follows: the client gets a cut answer.
+          phase = 'over';
+          dropUpstream();
+          socket.destroy();
+          return;
+        }
+        if (used >= 0) {
+          part = chunk.subarray(0, used);
+          ended = true;
+        }
+      } else {
+        part = chunk.subarray(0, Math.min(chunk.length, bodyLeftToRelay));
+        bodyLeftToRelay -= part.length;
+        ended = bodyLeftToRelay <= 0;
+      }
+      if (part.length > 0 && !socket.write(Buffer.from(part))) {
+        // A client that does not read holds dockerd's answer back, not the guard's memory.
+        const upstream = upstreamSocket();
+        if (upstream !== undefined && !upstream.isPaused()) {
+          upstream.pause();
+          socket.once('drain', () => upstream.resume());
+        }
+      }
+      if (ended) finish();
     };
-    socket.write(response.subarray(0, headEnd));
-    forward(response.subarray(headEnd));
-    if (bodyLeftToRelay > 0) {
-      upstream.on('data', forward);
-      // dockerd closes after the answer (we asked for `Connection: close`).
-      upstream.once('end', finish);
-    }
+    socket.write(headBytes);
+    if (rest.length > 0 || bodyLeftToRelay === 0) forward(rest);
+    relayUpstream = forward;
+    // dockerd closing ends an answer read until close; any other answer it cut short is cut for
+    // the client too, never ended as if complete.
+    relayUpstreamEnd = () => {
+      if (answer.framing === 'close') finish();
+      else if (phase !== 'over') {
+        phase = 'over';
+        dropUpstream();
+        socket.destroy();
+      }
+    };
   };
 
-  const onUpstreamData = (chunk: Buffer): void => {
-    response = response.length === 0 ? chunk : Buffer.concat([response, chunk]);
+  let relayUpstream: ((chunk: Buffer) => void) | null = null;
+  let relayUpstreamEnd: (() => void) | null = null;
+
+  const onAnswerData = (chunk: Buffer): void => {
+    if (phase === 'relaying') {
+      relayUpstream?.(chunk);
+      return;
+    }
+    if (phase !== 'request') return;
+    // `chunk` is a view of the pool's shared buffer: keep a copy.
+    response = response === null ? Buffer.from(chunk) : Buffer.concat([response, chunk]);
     const end = response.indexOf(HEAD_END);
     if (end === -1) {
       if (response.length > MAX_RESPONSE_HEAD_BYTES) fail(502, 'The Docker daemon sent an invalid response');
       return;
     }
-    upstream.off('data', onUpstreamData);
-    const headEnd = end + HEAD_END.length;
-    const headText = response.subarray(0, end).toString('latin1');
-    const status = /^HTTP\/1\.[01] (\d{3})/.exec(headText)?.[1];
-    log('upgrade %s %s <- %s', req.method, loggablePath(path), status ?? 'invalid');
-    if (status === undefined) {
-      fail(502, 'The Docker daemon sent an invalid response');
+    const answer = parseResponseHead(response, end, req.method ?? '', true);
+    const headBytes = response.subarray(0, end + HEAD_END.length);
+    const rest = response.subarray(end + HEAD_END.length);
+    log('upgrade %s %s <- %s', req.method, loggablePath(path), typeof answer === 'string' ? 'invalid' : answer.status);
+    if (typeof answer === 'string') {
+      fail(502, answer);
       return;
     }
-    answered = true;
-    outcome.status = Number(status);
-    if (status === '101') {
-      // The bytes dockerd sent right after its head (stream output) go out with it.
-      socket.write(response);
-      response = Buffer.alloc(0);
-      join();
-    } else {
-      refuse(headEnd, headText);
+    outcome.status = answer.status;
+    if (answer.status === 101 || isHijack(req.method ?? '', path, answer)) {
+      join(connection as UpstreamConnection, response);
+      response = null;
+      return;
     }
+    relayAnswer(answer, headBytes, rest);
   };
 
-  upstream.on('data', onUpstreamData);
-  upstream.on('error', (error) => {
-    log('upgrade %s %s upstream error: %s', req.method, loggablePath(path), error.message);
-    if (phase !== 'request') {
-      socket.destroy();
-      return;
-    }
-    // Settled now, so the 'close' that follows does not answer a second time while the message
-    // is being worded.
-    phase = 'refused';
-    upstream.destroy();
-    void upstreamFailureMessage(error, context.socketPath).then((message) => fail(502, message));
-  });
-  upstream.on('close', () => {
-    if (phase === 'request') fail(502, 'The Docker daemon closed the connection without answering');
-  });
-  socket.on('close', () => {
-    // Without its client a hijacked stream has nobody to serve (a half-closed stdin keeps the
-    // socket open, so this only cuts streams the client abandoned).
-    upstream.destroy();
-  });
+  const user: UpstreamUser = {
+    onConnection(lent) {
+      if (phase !== 'waiting' || socket.destroyed) {
+        lent.user = null;
+        lent.socket.destroy();
+        return;
+      }
+      connection = lent;
+      phase = 'request';
+      lent.socket.setNoDelay(true);
+      lent.socket.write(requestHead(req, path), 'latin1');
+      // The body the client sent with its head, and what it sends next, up to its length.
+      const early = Buffer.concat(pending);
+      pending.length = 0;
+      pendingBytes = 0;
+      if (early.length > 0) onClientData(early);
+      if (pendingBytes <= MAX_PENDING_BYTES) socket.resume();
+    },
+    onData: onAnswerData,
+    onEnd() {
+      if (phase === 'relaying') relayUpstreamEnd?.();
+      else if (phase === 'request') fail(502, 'The Docker daemon closed the connection without answering');
+    },
+    onError(error) {
+      log('upgrade %s %s upstream error: %s', req.method, loggablePath(path), error.message);
+      if (phase === 'waiting' || phase === 'request') failWith(error);
+      else if (phase === 'relaying') {
+        phase = 'over';
+        socket.destroy();
+      }
+    },
+    onClose() {
+      connection = null;
+      if (phase === 'relaying') relayUpstreamEnd?.();
+      else if (phase === 'request') fail(502, 'The Docker daemon closed the connection without answering');
+    },
+  };
 
-  upstream.write(requestHead(req, path));
   socket.on('data', onClientData);
   socket.on('end', onClientEnd);
-  if (head.length > 0) onClientData(head);
-  socket.resume();
+  socket.on('close', () => {
+    // Without its client, a pending upgrade or a refusal being relayed has nobody to serve: the
+    // connection to dockerd goes at once (a joined stream is ended by joinStreams).
+    if (phase === 'waiting') context.pool.cancel(user);
+    if (phase !== 'joined') {
+      phase = 'over';
+      dropUpstream();
+    }
+  });
+  // Until a connection to dockerd is lent, what the client sent waits (bounded).
+  if (head.length > 0) {
+    pending.push(Buffer.from(head));
+    pendingBytes += head.length;
+  }
+  socket.pause();
+  context.pool.acquire(user);
 }

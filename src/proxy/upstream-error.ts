@@ -42,7 +42,11 @@ export async function upstreamFailureMessage(error: Error, socketPath: string): 
     case 'EPIPE':
       return `The Docker daemon is unreachable: it closed the connection before answering (${code})`;
     case 'ERR_DSF_BAD_RESPONSE':
-      // dockerd answered, but with something the forwarder refuses to relay (see parseResponseHead).
+    // dockerd answered, but with something the forwarder refuses to relay (see parseResponseHead).
+    case 'ERR_DSF_SATURATED':
+    // Every connection to dockerd is busy (see pool.ts); dockerd itself is fine.
+    case 'ERR_DSF_IDLE_UPLOAD':
+      // The client's body stopped arriving.
       return error.message;
     default:
       return `The Docker daemon is unreachable (${code})`;

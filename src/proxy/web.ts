@@ -2,10 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
 import { clientOf } from './client-info.js';
-import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, reportWhenClosed, type ProxyContext } from './context.js';
+import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, report, reportWhenClosed, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 import { forwardRequest } from './forward.js';
+import { inTurn, MAX_PIPELINED_REQUESTS } from './lane.js';
 
 const log = createDebug('docker-socket-filter:proxy');
 
@@ -59,8 +60,6 @@ function bodyAlreadyConsumed(req: IncomingMessage, bodyLength: number): boolean 
 export function createWebHandler(context: ProxyContext): WebHandler {
   let checkedRequestTimeout = false;
   return function handler(req, res, next) {
-    const method = req.method ?? '';
-    const target = req.url ?? '';
     if (!checkedRequestTimeout) {
       checkedRequestTimeout = true;
       // Node cuts a request whose body is still arriving after `requestTimeout` (300 s by default):
@@ -73,87 +72,166 @@ export function createWebHandler(context: ProxyContext): WebHandler {
         );
       }
     }
-    // Only the onRequest event needs the start time.
-    const started = context.onRequest === undefined ? 0 : performance.now();
-    let upstreamFailed = false;
-    // One event per request, when the client's response is over (sent, streamed, or cut).
-    // The peer address and listener of the connection, never a header: who the client is.
-    const client = clientOf(req.socket);
-    const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
-      if (context.onRequest === undefined) return;
-      const fields = { method, path, allowed, rule, reason, upgrade: false, ...clientFields(client, decidedFor) };
-      reportWhenClosed(context, res, started, fields, () =>
-        // 499 (nginx's "client closed request"): the client left before any answer was sent.
-        res.headersSent ? res.statusCode : upstreamFailed ? 502 : 499,
-      );
-    };
-    const refuse = (status: number, message: string): void => {
-      reportWhenOver(null, false, null, message);
-      sendJsonError(res, status, message, { close: true });
-    };
-
-    const checked = checkBeforeDeciding(context, log, method, target, req);
-    if ('message' in checked) {
-      refuse(checked.status, checked.message);
-      return;
-    }
-    const framing = checked;
-
-    // dockerd treats the mere presence of `Upgrade` as a hijack request, so one that reaches the
-    // request handler (no 'upgrade' listener, or no `Connection: Upgrade`) is refused rather than
-    // forwarded with a decision made for a plain request.
-    if (req.headers.upgrade !== undefined) {
-      log('%s %s -> 400 upgrade reached the request handler', method, loggablePath(target));
-      refuse(400, UPGRADE_MESSAGE);
-      return;
-    }
-
-    const decision = decideAndLog(context, log, method, target, {
-      upgrade: false,
-      bodyLength: framing.bodyLength,
-      client,
+    // One exchange at a time per client connection (see lane.ts).
+    const queued = inTurn(req.socket, (done) => {
+      res.once('close', done);
+      handle(context, req, res, next);
     });
-    reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
-    if (!decision.allowed || decision.path === null) {
-      // A refused request's body is drained by Node, keeping the connection usable for the next one.
-      sendJsonError(res, decision.allowed ? 400 : decision.status, decision.reason);
-      return;
-    }
-
-    if (bodyAlreadyConsumed(req, framing.bodyLength)) {
-      log('%s %s -> 500 body consumed by earlier middleware', method, loggablePath(decision.path));
-      sendJsonError(res, 500, BODY_CONSUMED_MESSAGE, { close: true });
-      return;
-    }
-
-    // The decided canonical target goes upstream verbatim: what is forwarded is what was decided.
-    const path = decision.path;
-
-    const onError = (error: Error): void => {
-      log('%s %s upstream error: %s', method, loggablePath(path), error.message);
-      upstreamFailed = true;
-      if (!res.headersSent && !res.destroyed) {
-        void upstreamFailureMessage(error, context.socketPath).then((message) => {
-          // The client may have gone while the message was being worded.
-          if (!res.headersSent && !res.destroyed) sendJsonError(res, 502, message, { close: true });
-          else res.destroy();
-        });
-        return;
-      }
-      // Too late for a status: cut the stream so the client cannot mistake it for a complete one,
-      // and tell middleware (Express closes the connection and runs its error handlers).
-      res.destroy();
-      next?.(
-        new SocketFilterError('ERR_DSF_UPSTREAM', 'The Docker daemon failed during the response', {
-          cause: error,
-        }),
-      );
-    };
-    try {
-      forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, onError);
-    } catch (error) {
-      // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
-      onError(error instanceof Error ? error : new Error(String(error)));
+    if (!queued) {
+      // No answer can be sent in order without holding what the bound is there to refuse.
+      log('%s %s -> connection closed: more than %d pipelined requests waiting', req.method, loggablePath(req.url ?? ''), MAX_PIPELINED_REQUESTS);
+      report(context, {
+        method: req.method ?? '',
+        path: null,
+        allowed: false,
+        rule: 'pipelining',
+        reason: `docker-socket-filter closed a connection that pipelined more than ${MAX_PIPELINED_REQUESTS} requests ahead of their answers`,
+        status: 503,
+        durationMs: 0,
+        upgrade: false,
+        ...clientFields(clientOf(req.socket), undefined),
+      });
+      req.socket.destroy();
     }
   };
+}
+
+function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void): void {
+  const method = req.method ?? '';
+  const target = req.url ?? '';
+  // Only the onRequest event needs the start time.
+  const started = context.onRequest === undefined ? 0 : performance.now();
+  let failedStatus = 0;
+  let hijacked = false;
+  // The peer address and listener of the connection, never a header: who the client is.
+  const client = clientOf(req.socket);
+  // One event per request, when the client's response is over (sent, streamed, or cut).
+  const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
+    if (context.onRequest === undefined) return;
+    const fields = { method, path, allowed, rule, reason, upgrade: false, ...clientFields(client, decidedFor) };
+    reportWhenClosed(context, res, started, fields, () =>
+      // 499 (nginx's "client closed request"): the client left before any answer was sent.
+      hijacked ? 200 : res.headersSent ? res.statusCode : failedStatus !== 0 ? failedStatus : 499,
+    );
+  };
+  const refuse = (status: number, message: string): void => {
+    reportWhenOver(null, false, null, message);
+    sendJsonError(res, status, message, { close: true });
+  };
+
+  const checked = checkBeforeDeciding(context, log, method, target, req);
+  if ('message' in checked) {
+    refuse(checked.status, checked.message);
+    return;
+  }
+  const framing = checked;
+
+  // dockerd treats the mere presence of `Upgrade` as a hijack request, so one that reaches the
+  // request handler (no 'upgrade' listener, or no `Connection: Upgrade`) is refused rather than
+  // forwarded with a decision made for a plain request.
+  if (req.headers.upgrade !== undefined) {
+    log('%s %s -> 400 upgrade reached the request handler', method, loggablePath(target));
+    refuse(400, UPGRADE_MESSAGE);
+    return;
+  }
+
+  const decision = decideAndLog(context, log, method, target, {
+    upgrade: false,
+    bodyLength: framing.bodyLength,
+    client,
+    ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
+  });
+  reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
+  if (!decision.allowed || decision.path === null) {
+    sendJsonError(res, decision.allowed ? 400 : decision.status, decision.reason);
+    if (framing.bodyLength !== 0) boundDeniedBody(req);
+    return;
+  }
+
+  if (bodyAlreadyConsumed(req, framing.bodyLength)) {
+    log('%s %s -> 500 body consumed by earlier middleware', method, loggablePath(decision.path));
+    sendJsonError(res, 500, BODY_CONSUMED_MESSAGE, { close: true });
+    return;
+  }
+
+  // The decided canonical target goes upstream verbatim: what is forwarded is what was decided.
+  const path = decision.path;
+
+  const onError = (error: Error): void => {
+    log('%s %s upstream error: %s', method, loggablePath(path), error.message);
+    const status = failureStatus(error);
+    failedStatus = status;
+    if (!res.headersSent && !res.destroyed) {
+      void upstreamFailureMessage(error, context.socketPath).then((message) => {
+        // The client may have gone while the message was being worded.
+        if (!res.headersSent && !res.destroyed) sendJsonError(res, status, message, { close: true });
+        else res.destroy();
+      });
+      return;
+    }
+    // Too late for a status: cut the stream so the client cannot mistake it for a complete one,
+    // and tell middleware (Express closes the connection and runs its error handlers).
+    res.destroy();
+    next?.(
+      new SocketFilterError('ERR_DSF_UPSTREAM', 'The Docker daemon failed during the response', {
+        cause: error,
+      }),
+    );
+  };
+  const hooks = {
+    onError,
+    onHijack: () => {
+      hijacked = true;
+    },
+    // The response object was detached from its connection; its 'close' tells everyone who waits
+    // for the end of this request (the report, the lane, middleware) that it is over.
+    onHijackEnd: () => res.emit('close'),
+  };
+  try {
+    forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, hooks, {
+      uploadIdleTimeoutMs: context.uploadIdleTimeoutMs,
+    });
+  } catch (error) {
+    // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
+    onError(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+/** The status of a request dockerd could not be asked, or did not answer properly. */
+function failureStatus(error: Error): number {
+  switch ((error as { code?: unknown }).code) {
+    case 'ERR_DSF_SATURATED':
+      return 503;
+    case 'ERR_DSF_IDLE_UPLOAD':
+      return 408;
+    default:
+      return 502;
+  }
+}
+
+/**
+ * The most of a refused request's body the guard reads (and drops) to keep the connection for the
+ * client's next request, and how long it waits for it: beyond either, the connection is closed.
+ * The answer was sent at once; a client that goes on sending a body nobody wants, or declares
+ * one and sends nothing, does not keep a connection slot for it.
+ */
+export const DENIED_BODY_DRAIN = Object.freeze({ bytes: 256 * 1024, ms: 2_000 });
+
+function boundDeniedBody(req: IncomingMessage): void {
+  if (req.readableEnded) return;
+  let drained = 0;
+  const cut = (): void => {
+    clearTimeout(timer);
+    req.socket.destroy();
+  };
+  const timer = setTimeout(cut, DENIED_BODY_DRAIN.ms);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DENIED_BODY_DRAIN.bytes) cut();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  // Node dumps the body of a request whose answer is over; this reads it as it comes meanwhile.
+  req.resume();
 }

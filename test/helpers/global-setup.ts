@@ -5,6 +5,8 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** The unix socket of the private dockerd shared by every integration test file. */
     dockerSocket: string;
+    /** Its process id, to read its descriptors from `/proc`. */
+    dockerdPid: number;
   }
 }
 
@@ -15,5 +17,6 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dockerd = await startDockerd();
   project.provide('dockerSocket', dockerd.socketPath);
+  project.provide('dockerdPid', dockerd.pid as number);
   return () => dockerd.stop();
 }

@@ -34,7 +34,8 @@ process.on('message', (message) => {
   const answer = () => {
     const lagMs = delay.max / 1e6;
     delay.reset();
-    process.send?.({ type: 'probe', id: message.id, ...descriptors(), heapUsed: process.memoryUsage().heapUsed, lagMs });
+    const memory = process.memoryUsage();
+    process.send?.({ type: 'probe', id: message.id, ...descriptors(), heapUsed: memory.heapUsed, rss: memory.rss, arrayBuffers: memory.arrayBuffers, lagMs });
   };
   if (message.gc === true && typeof globalThis.gc === 'function') {
     // Two full collections a turn apart: the first runs finalizers that free more for the second.

@@ -16,6 +16,10 @@ export interface GuardProbe {
   readonly sockets: number;
   /** `process.memoryUsage().heapUsed` in bytes, after two forced GCs when asked for. */
   readonly heapUsed: number;
+  /** The process's resident set size in bytes (`process.memoryUsage().rss`). */
+  readonly rss: number;
+  /** Bytes held in buffers (`process.memoryUsage().arrayBuffers`): what relaying a body costs. */
+  readonly arrayBuffers: number;
   /** The longest event-loop delay since the previous probe, in ms. */
   readonly lagMs: number;
 }
@@ -102,7 +106,7 @@ export async function startGuard(
   const pending = new Map<number, (probe: GuardProbe) => void>();
   child.on('message', (message: { type?: string; id?: number } & GuardProbe) => {
     if (message.type !== 'probe' || message.id === undefined) return;
-    pending.get(message.id)?.({ fds: message.fds, sockets: message.sockets, heapUsed: message.heapUsed, lagMs: message.lagMs });
+    pending.get(message.id)?.({ fds: message.fds, sockets: message.sockets, heapUsed: message.heapUsed, rss: message.rss, arrayBuffers: message.arrayBuffers, lagMs: message.lagMs });
     pending.delete(message.id);
   });
 

@@ -101,7 +101,7 @@ function behavesLikeDocker(name: string, setup: (filter: SocketFilter) => Promis
     test('denials keep their Docker-style message', async () => {
       const { code, stderr } = await docker.run(['network', 'ls']);
       expect(code).not.toBe(0);
-      expect(stderr).toContain('Error response from daemon: GET /v1.41/networks needs NETWORKS=1');
+      expect(stderr).toContain('Error response from daemon: docker-socket-filter denied GET /v1.41/networks: it needs NETWORKS=1');
     });
 
     test('a denied write does not reach dockerd', async () => {

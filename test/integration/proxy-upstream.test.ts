@@ -157,7 +157,9 @@ describe('the proxy against a scripted fake dockerd', () => {
       { gapMs: 100, until: (text) => text.endsWith('pong') },
     );
     expect(fake.heads[0]).toMatch(/^POST \/v1.41\/exec\/x\/start HTTP\/1.1\r\n/);
-    expect(fake.heads[0]).toMatch(/\r\nConnection: Upgrade, close$/m);
+    // Exactly `Connection: Upgrade` and the client's `Upgrade` (Podman answers 101 to nothing else).
+    expect(fake.heads[0]).toMatch(/\r\nConnection: Upgrade\r\nUpgrade: tcp$/);
+    expect(fake.heads[0]?.match(/^(connection|upgrade):/gim)).toHaveLength(2);
     expect(received).toBe(`${body}ping`);
     expect(exchange.statuses).toEqual([101]);
     expect(exchange.text.endsWith('hello pong')).toBe(true);

@@ -106,6 +106,66 @@ describe('raw sockets against the filter', () => {
     expect(exchange.closed).toBe(true);
   });
 
+  describe('hijacks without `101`: an exec start or attach sent without Upgrade headers', () => {
+    async function execOf(cmd: string[], stdin: boolean): Promise<string> {
+      const created = await dockerRequest(socketPath, 'POST', `/containers/${victim}/exec`, {
+        Cmd: cmd,
+        AttachStdin: stdin,
+        AttachStdout: true,
+        AttachStderr: true,
+      });
+      return (JSON.parse(created.body) as { Id: string }).Id;
+    }
+
+    it('dockerd answers 200 raw-stream and owns the connection: relayed raw both ways, never re-framed', async () => {
+      const execId = await execOf(['cat'], true);
+      const body = JSON.stringify({ Detach: false, Tty: false });
+      const exchange = await rawExchange(
+        all.port,
+        [
+          httpRequest('POST', `/v1.41/exec/${execId}/start`, { 'Content-Type': 'application/json', 'Content-Length': String(body.length) }, body),
+          // stdin, written once the stream is open: echoed by cat, then the input ends.
+          'stdin-through-the-guard\n',
+        ],
+        { gapMs: 300, timeoutMs: 10_000, until: (text) => text.includes('stdin-through-the-guard') },
+      );
+      expect(exchange.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(exchange.text).toMatch(/\r\nContent-Type: application\/vnd\.docker\.raw-stream\r\n/i);
+      // No framing was added: no Transfer-Encoding, and the multiplexed frame (stream 1, length
+      // 24) follows the head byte for byte.
+      expect(exchange.text).not.toMatch(/transfer-encoding/i);
+      const head = exchange.bytes.indexOf('\r\n\r\n') + 4;
+      expect([...exchange.bytes.subarray(head, head + 8)]).toEqual([1, 0, 0, 0, 0, 0, 0, 24]);
+      expect(exchange.bytes.subarray(head + 8, head + 32).toString()).toBe('stdin-through-the-guard\n');
+    });
+
+    it('whatever the client sends after such an answer is never read as a request', async () => {
+      const execId = await execOf(['cat'], true);
+      const body = JSON.stringify({ Detach: false, Tty: false });
+      const smuggled = httpRequest('DELETE', `/v1.41/containers/${victim}?force=1`, {});
+      const exchange = await rawExchange(
+        all.port,
+        [httpRequest('POST', `/v1.41/exec/${execId}/start`, { 'Content-Type': 'application/json', 'Content-Length': String(body.length) }, body), smuggled],
+        { gapMs: 300, timeoutMs: 3_000 },
+      );
+      expect(exchange.statuses[0]).toBe(200);
+      // The "request" went to cat's stdin and came back as output, not as an answer.
+      expect(exchange.text).toContain('DELETE /v1.41/containers/');
+      expect(exchange.statuses).toEqual([200]);
+      await settle();
+      expect(await containerState(socketPath, victim)).toEqual({ exists: true, running: true });
+    });
+  });
+
+  it('an HTTP/1.0 request without Host is forwarded with one (dockerd answers it)', async () => {
+    const exchange = await rawExchange(all.port, 'GET /_ping HTTP/1.0\r\n\r\n');
+    expect(exchange.statuses).toEqual([200]);
+    expect(exchange.text.endsWith('\r\n\r\nOK')).toBe(true);
+    // Absolute-form with no Host to compare it with is refused, as any authority but the Host's.
+    const absolute = await rawExchange(all.port, 'GET http://docker/_ping HTTP/1.0\r\n\r\n');
+    expect(absolute.statuses).toEqual([400]);
+  });
+
   it('a request with both Content-Length and Transfer-Encoding is refused with 400 and not forwarded', async () => {
     const body = JSON.stringify({ Image: 'dsf-busybox:latest', Cmd: ['true'] });
     const chunked = `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
@@ -179,7 +239,7 @@ describe('raw sockets against the filter', () => {
         httpRequest('GET', '/_ping', { Connection: 'close' }),
     );
     expect(exchange.statuses).toEqual([200, 403, 403, 200, 200]);
-    expect(exchange.text).toContain('"message":"POST /v1.41/containers/');
+    expect(exchange.text).toContain('"message":"docker-socket-filter denied POST /v1.41/containers/');
     await settle();
     expect(await containerState(socketPath, victim)).toEqual({ exists: true, running: true });
   });

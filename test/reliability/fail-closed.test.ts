@@ -61,7 +61,7 @@ describe('an evaluate that fails', () => {
     });
     const plain = await rawExchange(port, httpRequest('GET', '/_ping', { Connection: 'close' }));
     expect(plain.statuses).toEqual([403]);
-    expect(plain.text).toContain('{"message":"The filter failed to decide on this request"}');
+    expect(plain.text).toContain('{"message":"docker-socket-filter failed to decide on this request, so it is refused"}');
     const upgrade = await rawExchange(
       port,
       httpRequest('POST', '/v1.41/containers/x/attach', { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Length': '0' }),

@@ -143,7 +143,7 @@ describe('dockerd stopped, then started again', () => {
       expect(JSON.parse(body || '{"message":"(HEAD)"}')).toMatchObject({ message: expect.any(String) });
     }
     expect(JSON.parse((answers[0] as { body: string }).body)).toEqual({
-      message: 'The Docker daemon is unreachable: its socket does not exist (ENOENT)',
+      message: 'docker-socket-filter: The Docker daemon is unreachable: its socket does not exist (ENOENT)',
     });
     // Quickly: no retry loop, no timeout to wait out.
     expect(Math.max(...answers.map(({ ms }) => ms))).toBeLessThan(1_000);
@@ -153,7 +153,7 @@ describe('dockerd stopped, then started again', () => {
       httpRequest('POST', '/v1.41/containers/abc/attach?stream=1&stdout=1', { Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Length': '0' }),
     );
     expect(upgrade.statuses).toEqual([502]);
-    expect(upgrade.text).toContain('{"message":"The Docker daemon is unreachable: its socket does not exist (ENOENT)"}');
+    expect(upgrade.text).toContain('{"message":"docker-socket-filter: The Docker daemon is unreachable: its socket does not exist (ENOENT)"}');
     expect((await call('GET', '/v1.41/info')).status).toBe(403);
     // A docker client sees dockerd's own kind of error.
     const ps = await docker.run(['ps']);
@@ -242,7 +242,7 @@ describe('dockerd killed mid-stream', () => {
     const down = await call('GET', '/_ping');
     expect(down.status).toBe(502);
     expect(JSON.parse(down.body)).toEqual({
-      message: 'The Docker daemon is unreachable: nothing accepts connections on its socket, dockerd is stopped or restarting (ECONNREFUSED)',
+      message: 'docker-socket-filter: The Docker daemon is unreachable: nothing accepts connections on its socket, dockerd is stopped or restarting (ECONNREFUSED)',
     });
     expect(guard.alive()).toBe(true);
     await expectNothingOpen();
@@ -272,12 +272,12 @@ describe('SOCKET_PATH that is missing or not a socket', () => {
             .on('error', reject)
             .end();
         });
-      expect(await get('/_ping')).toEqual({ status: 502, body: '{"message":"The Docker daemon is unreachable: its socket does not exist (ENOENT)"}' });
+      expect(await get('/_ping')).toEqual({ status: 502, body: '{"message":"docker-socket-filter: The Docker daemon is unreachable: its socket does not exist (ENOENT)"}' });
 
       // Something that is not a socket appears at the path (a file, or a directory a bad mount made).
       await mkdir(join(work, 'later'));
       await writeFile(path, 'not a socket');
-      const notSocket = '{"message":"The Docker daemon is unreachable: the configured socket path is not a unix socket (ECONNREFUSED)"}';
+      const notSocket = '{"message":"docker-socket-filter: The Docker daemon is unreachable: the configured socket path is not a unix socket (ECONNREFUSED)"}';
       expect(await get('/_ping')).toEqual({ status: 502, body: notSocket });
       await rm(path);
       await mkdir(path);

@@ -279,7 +279,7 @@ describe('overload', () => {
       }));
       for (const answer of extra) {
         expect(answer).toMatch(/^HTTP\/1\.1 503 /);
-        expect(answer).toContain('{"message":"The Docker socket filter is serving its maximum number of connections; retry later"}');
+        expect(answer).toContain('{"message":"docker-socket-filter is serving its maximum number of connections; retry later"}');
       }
       await small.line(/level=info msg=rejected status=503/);
       // The 50 are still served.

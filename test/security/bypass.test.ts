@@ -106,14 +106,28 @@ describe('old API versions', () => {
 
 describe('absolute-form', () => {
   test.each([
-    ['http://localhost/v1.41/containers/json', true, '/v1.41/containers/json'],
-    ['http://localhost:2375/v1.41/images/json', false, '/v1.41/images/json'],
-    ['http://localhost/v1.41/containers/../images/json', false, null],
-    ['http://localhost', false, null],
-    ['http://user:pw@localhost/v1.41/containers/json', false, null],
-    ['ftp://localhost/v1.41/containers/json', false, null],
-  ])('%s allowed=%s forwards %s', (target, allowed, path) => {
-    expect(readOnly('GET', target)).toMatchObject({ allowed, path });
+    ['http://localhost/v1.41/containers/json', 'localhost', true, '/v1.41/containers/json'],
+    ['http://LOCALHOST/v1.41/containers/json', 'localhost', true, '/v1.41/containers/json'],
+    ['http://localhost:2375/v1.41/images/json', 'localhost:2375', false, '/v1.41/images/json'],
+    ['http://localhost/v1.41/containers/../images/json', 'localhost', false, null],
+    ['http://localhost', 'localhost', false, null],
+    ['http://user:pw@localhost/v1.41/containers/json', 'localhost', false, null],
+    ['ftp://localhost/v1.41/containers/json', 'localhost', false, null],
+  ])('%s (Host: %s) allowed=%s forwards %s', (target, host, allowed, path) => {
+    expect(readOnly('GET', target, { host })).toMatchObject({ allowed, path });
+  });
+
+  // Parity with HAProxy, the original: a proxy in front of the guard may route by the Host while
+  // the guard decides by the target; they must be the same destination.
+  test.each([
+    ['http://x/v1.41/containers/json', 'localhost'],
+    ['http://localhost/v1.41/containers/json', 'localhost:2375'],
+    ['http://localhost:2375/v1.41/containers/json', 'localhost'],
+    ['http://localhost/v1.41/containers/json', undefined],
+  ])('%s with Host %s is refused with 400: the authority is not the Host', (target, host) => {
+    const decision = readOnly('GET', target, host === undefined ? {} : { host });
+    expect(decision).toMatchObject({ allowed: false, status: 400, rule: null, path: null });
+    expect(decision.reason).toBe('docker-socket-filter refused the request-target: an absolute-form target must name the same host as the Host header');
   });
 });
 

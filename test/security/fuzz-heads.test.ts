@@ -145,7 +145,10 @@ it(`${HEADS} generated request heads (seed ${SEED}): the guard survives and forw
     forwarded.set(id, (forwarded.get(id) ?? 0) + 1);
     // The target as written, and as a parser that splits the request line on runs of spaces reads
     // it (RFC 9112 §3 allows that; Node does it): the only two readings a client can mean.
-    const readings = [head.target, head.target.replace(/^ +| +$/g, '')].map((target) => evaluate(head.method, target));
+    // The Host the guard saw is the one it forwarded (an absolute-form target must name it).
+    const host = recorded.headers.host;
+    const request = typeof host === 'string' ? { host } : {};
+    const readings = [head.target, head.target.replace(/^ +| +$/g, '')].map((target) => evaluate(head.method, target, request));
     const decision = readings.find((reading) => reading.allowed && reading.path === recorded.target) ?? (readings[0] as (typeof readings)[0]);
     if (!decision.allowed) problems.push(`#${id} forwarded although denied: ${JSON.stringify(head)} -> ${decision.reason}`);
     else if (recorded.target !== decision.path || recorded.method !== head.method) {
@@ -196,7 +199,7 @@ describe('findings of this fuzzer, kept as regressions', () => {
           `${inner.length.toString(16)}\r\n${inner}\r\n0\r\n\r\n`,
       );
       expect(exchange.statuses).toEqual([400]);
-      expect(exchange.text).toContain(`{"message":"A ${method} request must not carry a chunked body"}`);
+      expect(exchange.text).toContain(`{"message":"docker-socket-filter: A ${method} request must not carry a chunked body"}`);
     }
     // With a Content-Length the body is framed the same on both sides: forwarded as a body.
     const framed = await rawExchange(

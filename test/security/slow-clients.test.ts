@@ -111,7 +111,7 @@ describe('slow clients', () => {
       expect(closedAfterMs).toBeGreaterThanOrEqual(9_900);
       expect(closedAfterMs).toBeLessThan(13_000);
       expect(statusOf(text)).toBe(408);
-      expect(bodyOf(text).message).toBe('The request headers did not arrive in time');
+      expect(bodyOf(text).message).toBe('docker-socket-filter: The request headers did not arrive in time');
     }
     expect(served.length).toBeGreaterThan(20);
     expect(served.every(({ status }) => status === 200)).toBe(true);
@@ -135,7 +135,7 @@ describe('oversized requests', () => {
     expect(exchange.closed).toBe(true);
     expect(statusOf(exchange.text)).toBe(431);
     expect(exchange.text).toContain('Content-Type: application/json');
-    expect(bodyOf(exchange.text)).toEqual({ message: 'The request headers are too large' });
+    expect(bodyOf(exchange.text)).toEqual({ message: 'docker-socket-filter: The request headers are too large' });
     // Many small headers adding up count the same.
     const many = Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`X-H${i}`, 'b'.repeat(50)]));
     expect(statusOf((await rawExchange(guard.port, httpRequest('GET', '/_ping', many))).text)).toBe(431);
@@ -161,7 +161,7 @@ describe('oversized requests', () => {
     for (const payload of cases) {
       const exchange = await rawExchange(guard.port, payload);
       expect(statusOf(exchange.text), exchange.text.slice(0, 200)).toBe(414);
-      expect(bodyOf(exchange.text)).toEqual({ message: 'The request-target is longer than 8192 bytes' });
+      expect(bodyOf(exchange.text)).toEqual({ message: 'docker-socket-filter: The request-target is longer than 8192 bytes' });
       expect(exchange.closed).toBe(true);
     }
     expect(upstream.requests.length).toBe(forwardedBefore);

@@ -14,7 +14,7 @@ function refusal(argv: string[], env: Record<string, string> = {}): string {
 }
 
 describe('defaults', () => {
-  test('no arguments, empty environment: serve the Tecnativa defaults on every interface, port 2375', () => {
+  test('no arguments, empty environment: serve the Tecnativa defaults on loopback, port 2375', () => {
     const c = config([]);
     expect(c).toMatchObject({
       command: 'serve',
@@ -26,7 +26,7 @@ describe('defaults', () => {
       json: false,
       check: undefined,
     });
-    expect(c.listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+    expect(c.listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]);
     expect(c.policy?.source?.settings).toMatchObject({ EVENTS: true, PING: true, VERSION: true, CONTAINERS: false, POST: false });
   });
 
@@ -39,16 +39,19 @@ describe('defaults', () => {
   test('empty variables count as unset', () => {
     const c = config([], { LISTEN: '', SOCKET_PATH: '', LOG_LEVEL: '', PRESET: '', SHUTDOWN_GRACE: '', LISTEN_SOCKET_MODE: '' });
     expect(c).toMatchObject({ socketPath: '/var/run/docker.sock', logLevel: 'info', preset: 'tecnativa', socketMode: 0o660 });
-    expect(c.listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+    expect(c.listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]);
   });
 });
 
-describe('DISABLE_IPV6', () => {
+describe('DISABLE_IPV6 (for addresses without a host, such as the image\'s LISTEN=:2375)', () => {
   test.each(['1', 'true', 'TRUE', 'yes', 'Yes', ' 1 '])('%j listens on 0.0.0.0 only', (value) => {
-    expect(config([], { DISABLE_IPV6: value }).listen).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 2375 }]);
+    expect(config([], { DISABLE_IPV6: value, LISTEN: ':2375' }).listen).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 2375 }]);
   });
   test.each(['0', 'false', 'no', '', 'on', '2'])('%j keeps the dual-stack default', (value) => {
-    expect(config([], { DISABLE_IPV6: value }).listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+    expect(config([], { DISABLE_IPV6: value, LISTEN: ':2375' }).listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+  });
+  test('the loopback default is not changed by it', () => {
+    expect(config([], { DISABLE_IPV6: '1' }).listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]);
   });
   test('it also applies to a listen address without a host', () => {
     expect(config(['--listen', ':2380'], { DISABLE_IPV6: '1' }).listen).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 2380 }]);
@@ -167,6 +170,26 @@ describe('socket mode and grace', () => {
       graceMs: 1_000,
       socketMode: 0o600,
     });
+  });
+});
+
+describe('connection limits', () => {
+  test('defaults: 4096 client connections, 512 to dockerd', () => {
+    expect(config([])).toMatchObject({ maxConnections: 4096, maxUpstreamConnections: 512 });
+  });
+
+  test.each<[string, number]>([
+    ['1', 1],
+    ['64', 64],
+    ['1000000', 1_000_000],
+  ])('--max-upstream-connections %s', (text, value) => {
+    expect(config(['--max-upstream-connections', text]).maxUpstreamConnections).toBe(value);
+    expect(config([], { MAX_UPSTREAM_CONNECTIONS: text }).maxUpstreamConnections).toBe(value);
+  });
+
+  test.each(['0', '-1', '1e3', 'many', '1000001'])('--max-upstream-connections %j is refused', (text) => {
+    expect(refusal(['--max-upstream-connections', text])).toMatch(/expected a number of connections to dockerd from 1 to 1000000/);
+    expect(refusal([], { MAX_UPSTREAM_CONNECTIONS: text })).toMatch(/^MAX_UPSTREAM_CONNECTIONS `.*`: expected/);
   });
 });
 
@@ -310,7 +333,7 @@ describe('config file, metrics and client flags', () => {
     expect(config([], { METRICS_LISTEN: 'unix:/run/m.sock' }).metricsListen).toEqual({ kind: 'unix', path: '/run/m.sock' });
     expect(config([]).metricsListen).toBeUndefined();
     expect(refusal(['--metrics-listen', '127.0.0.1:2375'])).toBe(
-      'the metrics address 127.0.0.1:2375 is also a Docker API address (*:2375): metrics get a listener of their own',
+      'the metrics address 127.0.0.1:2375 is also a Docker API address (127.0.0.1:2375): metrics get a listener of their own',
     );
     expect(refusal(['--listen', 'unix:/run/a.sock', '--metrics-listen', 'unix:/run/a.sock'])).toMatch(/is also a Docker API address/);
     expect(config(['--listen', '127.0.0.1:2375', '--metrics-listen', '127.0.0.2:2375']).metricsListen).toMatchObject({ port: 2375 });
@@ -324,6 +347,7 @@ describe('config file, metrics and client flags', () => {
       socketMode: 'default',
       graceMs: 'flag',
       maxConnections: 'env',
+      maxUpstreamConnections: 'default',
       metricsListen: 'default',
     });
   });

@@ -32,7 +32,7 @@ describe('a config file with the command line and the environment', () => {
   test('what the file does not set keeps coming from flags and the environment', () => {
     const config = applyConfigFile(cli(['--max-connections', '7'], { LISTEN_SOCKET_MODE: '0600' }), parseConfig('policy: { preset: tecnativa }'), false);
     expect(config).toMatchObject({ maxConnections: 7, socketMode: 0o600, socketPath: '/var/run/docker.sock' });
-    expect(config.listen).toEqual([{ kind: 'tcp', host: undefined, port: 2375 }]);
+    expect(config.listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]);
     expect(config.policy?.name).toBe('tecnativa');
   });
 

@@ -15,7 +15,7 @@ const denied: RequestEvent = {
   path: '/v1.41/containers/create?name=web',
   allowed: false,
   rule: 'POST',
-  reason: 'POST /v1.41/containers/create needs POST=1 and CONTAINERS=1',
+  reason: 'docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1 and CONTAINERS=1',
   status: 403,
   durationMs: 0.234,
   upgrade: false,
@@ -37,7 +37,7 @@ describe('request lines', () => {
     const { logger, lines } = capture('info');
     logger.request(denied);
     expect(lines).toEqual([
-      'time=2025-01-02T03:04:05.678Z level=info msg=request method=POST path=/v1.41/containers/create decision=denied rule=POST status=403 duration_ms=0.2 reason="POST /v1.41/containers/create needs POST=1 and CONTAINERS=1"\n',
+      'time=2025-01-02T03:04:05.678Z level=info msg=request method=POST path=/v1.41/containers/create decision=denied rule=POST status=403 duration_ms=0.2 reason="docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1 and CONTAINERS=1"\n',
     ]);
   });
 
@@ -70,7 +70,7 @@ describe('request lines', () => {
 
   test('a malformed target logs path=- and rule=-', () => {
     const { logger, lines } = capture('info');
-    logger.request({ ...denied, path: null, rule: null, status: 400, reason: 'The request-target was refused: the path contains a dot segment (. or ..).' });
+    logger.request({ ...denied, path: null, rule: null, status: 400, reason: 'docker-socket-filter refused the request-target: the path contains a dot segment (. or ..)' });
     expect(lines[0]).toContain(' path=- decision=denied rule=- status=400 ');
   });
 

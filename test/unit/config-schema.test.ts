@@ -59,6 +59,7 @@ minApiVersion: "1.40"
 logLevel: warning
 metricsListen: 127.0.0.1:9180
 maxConnections: 0
+maxUpstreamConnections: 64
 shutdownGrace: 2.5
 socketMode: "0600"`,
   ],
@@ -97,6 +98,7 @@ const INVALID: readonly [string, string][] = [
   ['a bad log level', `${preset}\nlogLevel: verbose`],
   ['an unquoted socket mode', `${preset}\nsocketMode: 0660`],
   ['a negative connection limit', `${preset}\nmaxConnections: -1`],
+  ['no upstream connection at all', `${preset}\nmaxUpstreamConnections: 0`],
   ['a grace period too long', `${preset}\nshutdownGrace: 3601`],
   ['a bad API version', `${preset}\nminApiVersion: "1"`],
 ];

@@ -74,6 +74,7 @@ minApiVersion: "1.40"
 logLevel: debug
 metricsListen: "127.0.0.1:9180"
 maxConnections: 100
+maxUpstreamConnections: 64
 shutdownGrace: 1.5
 socketMode: "0600"
 `);
@@ -82,6 +83,7 @@ socketMode: "0600"
       logLevel: 'debug',
       metricsListen: { kind: 'tcp', host: '127.0.0.1', port: 9180 },
       maxConnections: 100,
+      maxUpstreamConnections: 64,
       graceMs: 1500,
       socketMode: 0o600,
     });

@@ -70,7 +70,7 @@ describe('definePolicy: extending and narrowing a preset', () => {
     const policy = definePolicy({ extends: tecnativaPreset({}), allow: ['GET /info'] });
     expect(policy.name).toBe('tecnativa+custom');
     expect(createSocketFilter({ policy }).evaluate('POST', '/v1.41/containers/create').reason).toBe(
-      'POST /v1.41/containers/create needs POST=1 and CONTAINERS=1',
+      'docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1 and CONTAINERS=1',
     );
   });
 

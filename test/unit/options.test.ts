@@ -13,7 +13,16 @@ function thrownBy(fn: () => unknown): TypeError & { code?: string } {
 describe('createSocketFilter options', () => {
   test('defaults', () => {
     const filter = createSocketFilter();
-    expect(filter.options).toEqual({ policy: filter.policy, socketPath: '/var/run/docker.sock', minApiVersion: '1.24' });
+    expect(filter.options).toEqual({
+      policy: filter.policy,
+      clients: undefined,
+      socketPath: '/var/run/docker.sock',
+      minApiVersion: '1.24',
+      onRequest: undefined,
+      maxUpstreamConnections: 512,
+      upstreamWaitTimeoutMs: 10_000,
+      uploadIdleTimeoutMs: 60_000,
+    });
     expect(filter.policy?.name).toBe('tecnativa');
     expect(Object.isFrozen(filter)).toBe(true);
     expect(Object.isFrozen(filter.options)).toBe(true);
@@ -33,6 +42,10 @@ describe('createSocketFilter options', () => {
     [{ socketPath: '' }, '`socketPath`'],
     [{ minApiVersion: '1' }, '`minApiVersion`'],
     [{ minApiVersion: 1.24 }, '`minApiVersion`'],
+    [{ maxUpstreamConnections: 0 }, '`maxUpstreamConnections`'],
+    [{ maxUpstreamConnections: 1.5 }, '`maxUpstreamConnections`'],
+    [{ upstreamWaitTimeoutMs: '10' }, '`upstreamWaitTimeoutMs`'],
+    [{ uploadIdleTimeoutMs: -1 }, '`uploadIdleTimeoutMs`'],
     [{ policy: 'tecnativa' }, '`policy`'],
     [{ policy: { name: 'x', rules: [], extra: 1 } }, '`policy.extra`'],
     [{ policy: { name: '', rules: [] } }, '`policy.name`'],
@@ -97,7 +110,7 @@ describe('policy rule validation', () => {
       policy: {
         name: 'custom',
         rules: [
-          { id: 'no-exec', effect: 'deny', paths: ['/containers/*/exec'], reason: 'is never allowed here' },
+          { id: 'no-exec', effect: 'deny', paths: ['/containers/*/exec'], reason: 'exec is never allowed here' },
           { id: 'containers', effect: 'allow', paths: ['/containers/**'] },
         ],
       },
@@ -106,7 +119,7 @@ describe('policy rule validation', () => {
       allowed: false,
       status: 403,
       rule: 'no-exec',
-      reason: 'POST /v1.41/containers/web/exec is never allowed here',
+      reason: 'docker-socket-filter denied POST /v1.41/containers/web/exec: exec is never allowed here',
       path: '/v1.41/containers/web/exec',
     });
     expect(evaluate('POST', '/v1.41/containers/web/start').allowed).toBe(true);

@@ -62,19 +62,19 @@ describe('tecnativaPreset: defaults', () => {
     (path) => {
       const decision = evaluateWith({})('GET', path);
       expect(decision).toMatchObject({ allowed: false, status: 403, rule: 'default-deny' });
-      expect(decision.reason).toBe(`GET ${path} is not allowed by any rule of the tecnativa policy`);
+      expect(decision.reason).toBe(`docker-socket-filter denied GET ${path}: no rule of the tecnativa policy allows it`);
     },
   );
 
   test('the reason names the variables to enable', () => {
     expect(evaluateWith({})('POST', '/v1.41/containers/create').reason).toBe(
-      'POST /v1.41/containers/create needs POST=1 and CONTAINERS=1',
+      'docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1 and CONTAINERS=1',
     );
     expect(evaluateWith({ POST: '1' })('POST', '/v1.41/containers/create').reason).toBe(
-      'POST /v1.41/containers/create needs CONTAINERS=1',
+      'docker-socket-filter denied POST /v1.41/containers/create: it needs CONTAINERS=1',
     );
     expect(evaluateWith({ CONTAINERS: '1' })('POST', '/v1.41/containers/create').reason).toBe(
-      'POST /v1.41/containers/create needs POST=1',
+      'docker-socket-filter denied POST /v1.41/containers/create: it needs POST=1',
     );
   });
 });
