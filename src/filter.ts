@@ -73,6 +73,11 @@ export interface RequestEvent {
   readonly method: string;
   /** The canonical target that was decided on (and forwarded when allowed); null when malformed. */
   readonly path: string | null;
+  /**
+   * When `path` is null (the request was refused before a decision, its target malformed): the
+   * request-target as the client sent it, so that a log can say what was refused.
+   */
+  readonly target?: string;
   readonly allowed: boolean;
   readonly rule: string | null;
   readonly reason: string;

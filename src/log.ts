@@ -95,6 +95,16 @@ function pathWithoutQuery(target: string | null): string | null {
 }
 
 /**
+ * What a log line shows of a target refused before it was decided: its path as the client sent it
+ * (the query left out, as always), at most 200 characters, quoted and escaped by `formatValue`.
+ */
+function rawPath(target: string | undefined): string {
+  if (target === undefined || target === '') return '-';
+  const path = pathWithoutQuery(target) as string;
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
+}
+
+/**
  * Creates a logger honouring a `LOG_LEVEL`. Lines look like
  * `time=2025-01-01T00:00:00.000Z level=info msg=request method=GET path=/v1.41/containers/json
  * decision=denied rule=default-deny status=403 duration_ms=0.3 reason="…"`.
@@ -135,7 +145,7 @@ export function createLogger(options: LoggerOptions): Logger {
     // this runs for each one.
     let line =
       `time=${now().toISOString()} level=${level} msg=request method=${formatValue(event.method)}` +
-      ` path=${formatValue(pathWithoutQuery(event.path) ?? '-')} decision=${event.allowed ? 'allowed' : 'denied'}` +
+      ` path=${formatValue(pathWithoutQuery(event.path) ?? rawPath(event.target))} decision=${event.allowed ? 'allowed' : 'denied'}` +
       ` rule=${formatValue(event.rule ?? '-')} status=${event.status} duration_ms=${Math.round(event.durationMs * 10) / 10}`;
     if (event.upgrade) line += ' upgrade=true';
     if (!event.allowed) line += ` reason=${formatValue(event.reason)}`;

@@ -1,6 +1,8 @@
 import type { EnvLike } from '../presets/env.js';
 import { LINUXSERVER_DEFAULTS } from '../presets/linuxserver.js';
 import { TECNATIVA_DEFAULTS } from '../presets/tecnativa.js';
+import { compilePolicy } from '../policy/compile.js';
+import { createEvaluator } from '../policy/evaluate.js';
 import type { Policy } from '../policy/types.js';
 import type { ListenAddress } from './args.js';
 
@@ -84,6 +86,28 @@ export function misspelledVariables(env: EnvLike): Array<readonly [string, strin
   return found;
 }
 
+function createEvaluatorFor(policy: Policy): { evaluate: ReturnType<typeof createEvaluator> } {
+  return { evaluate: createEvaluator(compilePolicy(policy), { minApiVersion: 10024 }) };
+}
+
+/** The writes that carry a configuration able to take the host, and that a policy grants. */
+const HOST_TAKING_WRITES: ReadonlyArray<readonly [string, string]> = [
+  ['containers', '/v1.41/containers/create'],
+  ['services', '/v1.41/services/create'],
+  ['volumes', '/v1.41/volumes/create'],
+  ['plugins', '/v1.41/plugins/pull'],
+];
+
+/**
+ * Which host-taking writes `policy` grants without reading their body (no `protectHost`): a
+ * privileged container, a bind of `/`, a host namespace, … are then one request away.
+ */
+function hostTakingWrites(policy: Policy): string[] {
+  if ((policy as { protectHost?: unknown }).protectHost !== undefined) return [];
+  const { evaluate } = createEvaluatorFor(policy);
+  return HOST_TAKING_WRITES.filter(([, target]) => evaluate('POST', target, { bodyLength: 2 }).allowed).map(([name]) => name);
+}
+
 /** Whether a TCP listen address is reachable from other hosts. */
 function beyondLoopback(address: ListenAddress): boolean {
   if (address.kind === 'unix') return false;
@@ -128,6 +152,13 @@ export function startupWarnings(
     warnings.push({
       message: 'serving the Docker API beyond this host with more than the default grants; anyone who can reach it can use them',
       fields: { listen: exposed.map(describe).join(','), granted: granted.join(',') },
+    });
+  }
+  const unprotected = hostTakingWrites(policy);
+  if (unprotected.length > 0) {
+    warnings.push({
+      message: 'clients can take the host: they may create containers, services, volumes or plugins with any configuration; PROTECT_HOST=1 stops it',
+      fields: { writes: unprotected.join(',') },
     });
   }
   for (const [variable, meant] of misspelledVariables(env)) {

@@ -5,9 +5,10 @@
  * dockerd (Go net/http + gorilla/mux) percent-decodes the path once, then cleans it and answers 301
  * when cleaning changed anything; routes are case-sensitive. We decode once as well, and refuse
  * (instead of cleaning) everything whose meaning depends on who cleans it: dot segments, empty
- * segments, backslashes, encoded `/` `\` `%`, control bytes, non-ASCII and bad escapes. What is left
- * has one meaning, so the forwarded form is re-encoded from the decoded path and dockerd decodes it to
- * the very string the rules saw.
+ * segments, backslashes, encoded `/` `\` `%`, control bytes, raw non-ASCII, encoded bytes that are
+ * not UTF-8 and bad escapes. What is left has one meaning (an encoded space or UTF-8 letter included:
+ * dockerd takes such names), so the forwarded form is re-encoded from the decoded path and dockerd
+ * decodes it to the very string the rules saw.
  *
  * Pure: no node: imports, no I/O.
  */
@@ -241,6 +242,7 @@ export function parseTarget(raw: string): ParsedTarget | MalformedTarget {
   let segmentDecodedLength = 0;
   let segmentOnlyDots = true;
   let hasPercent = false;
+  let hasEncodedUtf8 = false;
 
   for (let i = start; i < length; i++) {
     const code = raw.charCodeAt(i);
@@ -291,10 +293,14 @@ export function parseTarget(raw: string): ParsedTarget | MalformedTarget {
     if (decoded === CHAR_PERCENT) {
       return malformed('the path contains an encoded percent sign (double encoding)');
     }
-    if (decoded <= 0x20 || decoded >= 0x7f) {
-      return malformed('the path contains an encoded control character, space or non-ASCII byte');
+    // A space and UTF-8 have one meaning each: dockerd takes names with them (`test 01`,
+    // `réseau`), so they are decided on decoded and forwarded in their canonical encoding. Control
+    // bytes are refused; whether the bytes above 0x7f form valid UTF-8 is checked once decoded.
+    if (decoded < 0x20 || decoded === 0x7f) {
+      return malformed('the path contains an encoded control character');
     }
-    if (PCHAR[decoded] !== 1) needsRewrite = true;
+    if (decoded >= 0x80) hasEncodedUtf8 = true;
+    if (decoded >= 0x80 || PCHAR[decoded] !== 1) needsRewrite = true;
     if (decoded !== CHAR_DOT) segmentOnlyDots = false;
     segmentDecodedLength++;
   }
@@ -318,7 +324,9 @@ export function parseTarget(raw: string): ParsedTarget | MalformedTarget {
     path = raw.slice(0, pathEnd);
     decodedPath = path;
   } else {
-    decodedPath = hasPercent ? decodePath(raw, start, pathEnd) : raw.slice(start, pathEnd);
+    const decodedOrNull = hasPercent ? decodePath(raw, start, pathEnd, hasEncodedUtf8) : raw.slice(start, pathEnd);
+    if (decodedOrNull === null) return malformed('the path contains encoded bytes that are not UTF-8');
+    decodedPath = decodedOrNull;
     path = encodePath(decodedPath);
   }
 
@@ -373,7 +381,28 @@ function withVersion(target: string, pathEnd: number, decoded: string, decodedEn
   return { target, path, decoded, restStart, restEnd: decodedEnd, version };
 }
 
-function decodePath(raw: string, start: number, end: number): string {
+// Strict: a path whose encoded bytes are not UTF-8 has no one meaning as text (Go would keep the
+// bytes, a reader of the logs or of a rule would see something else).
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const UTF8_ENCODER = new TextEncoder();
+
+/** The path `raw[start, end)` percent-decoded, as UTF-8 when it has encoded bytes above 0x7f; null when those are not UTF-8. */
+function decodePath(raw: string, start: number, end: number, utf8: boolean): string | null {
+  if (utf8) {
+    const bytes: number[] = [];
+    for (let i = start; i < end; i++) {
+      const code = raw.charCodeAt(i);
+      if (code === CHAR_PERCENT) {
+        bytes.push(hexValue(raw.charCodeAt(i + 1)) * 16 + hexValue(raw.charCodeAt(i + 2)));
+        i += 2;
+      } else bytes.push(code);
+    }
+    try {
+      return UTF8.decode(new Uint8Array(bytes));
+    } catch {
+      return null;
+    }
+  }
   let out = '';
   let runStart = start;
   for (let i = start; i < end; i++) {
@@ -387,12 +416,17 @@ function decodePath(raw: string, start: number, end: number): string {
   return out + raw.slice(runStart, end);
 }
 
+/** The canonical encoding of a decoded path: `pchar`s as they are, everything else as UTF-8 `%XX`. */
 function encodePath(decoded: string): string {
   let out = '';
-  for (let i = 0; i < decoded.length; i++) {
-    const code = decoded.charCodeAt(i);
-    if (code === CHAR_SLASH || PCHAR[code] === 1) out += decoded[i];
-    else out += '%' + HEX[code >> 4] + HEX[code & 15];
+  for (const char of decoded) {
+    const code = char.charCodeAt(0);
+    if (code < 0x80) {
+      if (code === CHAR_SLASH || PCHAR[code] === 1) out += char;
+      else out += '%' + HEX[code >> 4] + HEX[code & 15];
+      continue;
+    }
+    for (const byte of UTF8_ENCODER.encode(char)) out += '%' + HEX[byte >> 4] + HEX[byte & 15];
   }
   return out;
 }

@@ -31,6 +31,8 @@ export interface CompiledEntry {
    * that section and is not compared again.
    */
   readonly matches: PathMatcher;
+  /** `rule.query` as a set, or null for a rule that accepts any query. */
+  readonly query: ReadonlySet<string> | null;
   /**
    * What follows `METHOD PATH` in the reason of a decision by this rule: ` is allowed by X` for an
    * allow rule, `: <why>` (after `docker-socket-filter denied METHOD PATH`) for a deny rule.
@@ -51,7 +53,7 @@ export interface CompiledPolicy {
 }
 
 const GLOB_CHARS = /[*?[\]{}()!+@|]/;
-const RULE_KEYS = new Set(['id', 'effect', 'methods', 'access', 'paths', 'reason']);
+const RULE_KEYS = new Set(['id', 'effect', 'methods', 'access', 'paths', 'query', 'whenQueryTrue', 'reason']);
 const POLICY_KEYS = new Set(['name', 'rules', 'hints', 'source']);
 const HINT_KEYS = new Set(['sections', 'write']);
 
@@ -187,7 +189,7 @@ function validateRule(rule: unknown, where: string): Rule {
   for (const key of Object.keys(rule)) {
     if (!RULE_KEYS.has(key)) invalidRule(where, `unknown key \`${key}\``);
   }
-  const { id, effect, methods, access, paths, reason } = rule;
+  const { id, effect, methods, access, paths, query, whenQueryTrue, reason } = rule;
   if (typeof id !== 'string' || id.length === 0) invalidRule(where, '`id` must be a non-empty string');
   if (effect !== 'allow' && effect !== 'deny') invalidRule(where, '`effect` must be "allow" or "deny"');
   if (methods !== undefined) {
@@ -203,6 +205,13 @@ function validateRule(rule: unknown, where: string): Rule {
   }
   if (!Array.isArray(paths) || paths.length === 0) invalidRule(where, '`paths` must be a non-empty array of globs');
   if (reason !== undefined && typeof reason !== 'string') invalidRule(where, '`reason` must be a string');
+  for (const [key, names] of [['query', query], ['whenQueryTrue', whenQueryTrue]] as const) {
+    if (names === undefined) continue;
+    if (!Array.isArray(names) || names.some((name) => typeof name !== 'string' || name === '')) {
+      invalidRule(where, `\`${key}\` must be an array of query parameter names`);
+    }
+  }
+  if (whenQueryTrue !== undefined && (whenQueryTrue as unknown[]).length === 0) invalidRule(where, '`whenQueryTrue` must name at least one parameter');
   return rule as unknown as Rule;
 }
 
@@ -300,6 +309,7 @@ export function compilePolicy(policy: Policy, at = 'policy'): CompiledPolicy {
           methods,
           access: ACCESS_CODES[rule.access ?? 'any'],
           matches,
+          query: rule.query === undefined ? null : new Set(rule.query),
           reasonSuffix:
             rule.effect === 'allow' ? ' ' + (rule.reason ?? `is allowed by ${rule.id}`) : ': ' + (rule.reason ?? `the rule ${rule.id} denies it`),
         }),

@@ -8,6 +8,7 @@ import {
   type CompiledEntry,
   type CompiledPolicy,
 } from './compile.js';
+import { isFormContentType, isGoTrue, parseQuery, queryOf } from './query.js';
 import type { Decision, Method, RequestInfo } from './types.js';
 
 /**
@@ -82,6 +83,50 @@ export const DENIED_BY = 'docker-socket-filter denied ';
 
 /** How a malformed target's reason starts. */
 export const MALFORMED_BY = 'docker-socket-filter refused the request-target: ';
+
+/**
+ * Whether a request may set one of `names` to a value dockerd reads as true: its query does, or it
+ * cannot be read one way only, or a form body could (dockerd reads a form's fields as parameters).
+ */
+function querySetsAny(target: string, names: readonly string[], request: RequestInfo | undefined): boolean {
+  if (isFormContentType(request?.contentType)) return true;
+  const query = parseQuery(queryOf(target));
+  if (query.problem !== null) return true;
+  return names.some((name) => {
+    const value = query.params.get(name)?.[0];
+    return value !== undefined && isGoTrue(value);
+  });
+}
+
+/**
+ * Why an allow rule that accepts only some query parameters refuses this request, or undefined:
+ * a parameter it does not accept (403, named), a query Go releases read differently or a form body
+ * that would add parameters (400).
+ */
+function queryRefusal(entry: CompiledEntry, method: string, shownPath: string, target: string, request: RequestInfo | undefined): Decision | undefined {
+  const accepted = entry.query as ReadonlySet<string>;
+  const id = entry.rule.id;
+  if (isFormContentType(request?.contentType)) {
+    return deny(400, id, `${DENIED_BY}${method} ${shownPath}: its form body would add parameters dockerd reads, and ${id} accepts only its own`, target);
+  }
+  const query = parseQuery(queryOf(target));
+  if (query.problem !== null) {
+    return deny(400, id, `${DENIED_BY}${method} ${shownPath}: its query cannot be read one way only (${query.problem})`, target);
+  }
+  for (const name of query.params.keys()) {
+    if (accepted.has(name)) continue;
+    const allowed = accepted.size === 0 ? 'none' : [...accepted].join(', ');
+    return {
+      allowed: false,
+      status: 403,
+      rule: id,
+      reason: `${DENIED_BY}${method} ${shownPath}: ${id} allows no query parameter ${JSON.stringify(name.slice(0, 64))} (it allows: ${allowed})`,
+      path: target,
+      field: `query.${name.slice(0, 64)}`,
+    };
+  }
+  return undefined;
+}
 
 /** Whether an absolute-form target's authority is the `Host` header (host names ignore case). */
 function sameAuthority(authority: string, host: string | undefined): boolean {
@@ -309,6 +354,11 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
       if (entry.access === ACCESS_WRITE ? !write : entry.access === ACCESS_READ && write) continue;
       if (!entry.matches(decoded, restStart, restEnd)) continue;
       const rule = entry.rule;
+      if (rule.whenQueryTrue !== undefined && !querySetsAny(forwarded, rule.whenQueryTrue, request)) continue;
+      if (entry.allow && entry.query !== null) {
+        const refusal = queryRefusal(entry, method, shownPath, forwarded, request);
+        if (refusal !== undefined) return refusal;
+      }
       if (entry.allow) {
         return {
           allowed: true,

@@ -242,6 +242,20 @@ export interface Rule {
    * `/v1.41/containers/json`). A `*` never crosses a `/`; `**` spans segments.
    */
   readonly paths: readonly string[];
+  /**
+   * The query parameters the rule accepts. A request the rule matches whose query has any other
+   * parameter is denied by it (the reason names the parameter), as is one whose query Go releases
+   * read differently, or that carries a form body (dockerd reads a form's fields as parameters).
+   * Absent: any query. The presets' action rules (`ALLOW_START`, …) use it: the query is
+   * configuration too (`start?checkpoint=…` restores a checkpoint from a directory).
+   */
+  readonly query?: readonly string[];
+  /**
+   * The rule applies only to requests that set one of these query parameters to a value dockerd
+   * reads as true (anything but empty, `0`, `no`, `false`, `none`), or whose query or form body
+   * could: linuxserver's logs gate on `attach?logs=1`.
+   */
+  readonly whenQueryTrue?: readonly string[];
   /** Overrides the generated reason sentence when this rule decides. */
   readonly reason?: string;
 }

@@ -1,6 +1,17 @@
 import type { Policy, Rule } from '../policy/types.js';
 import { readSettings, type EnvLike } from './env.js';
-import { DEFAULT_GRANTED, DOCKER_SECTIONS, WRITE_GATE, actionRule, sectionHints, sectionRule } from './sections.js';
+import {
+  DEFAULT_GRANTED,
+  DOCKER_SECTIONS,
+  SUB_RESOURCES,
+  WRITE_GATE,
+  actionRules,
+  execCreateGate,
+  sectionHints,
+  sectionRule,
+  subResourceGates,
+  subResourceVariable,
+} from './sections.js';
 
 /** Podman's API sections, each behind its own `LIBPOD_<NAME>` variable. */
 const LIBPOD_SECTIONS = [
@@ -28,8 +39,6 @@ const SECTION_PATHS: Readonly<Record<string, string>> = Object.freeze({
   ...Object.fromEntries(LIBPOD_SECTIONS.map((segment) => [libpodVariable(segment), `/libpod/${segment}`])),
 });
 
-/** Container sub-resources that leak files, filesystems or logs: denied unless `ALLOW_<NAME>`. */
-const SUB_RESOURCES = ['archive', 'changes', 'export', 'logs', 'top'] as const;
 
 /** Action variables: variable -> [base path, actions]. Order is the image's rule order. */
 const ACTIONS: ReadonlyArray<readonly [string, string, readonly string[]]> = [
@@ -50,7 +59,6 @@ const ACTIONS: ReadonlyArray<readonly [string, string, readonly string[]]> = [
   ['LIBPOD_ALLOW_POD_UNPAUSE', '/libpod/pods', ['unpause']],
 ];
 
-const subResourceVariable = (resource: string): string => `ALLOW_${resource.toUpperCase()}`;
 
 /**
  * Every variable of linuxserver's docker-socket-proxy that decides permissions, with its default.
@@ -92,19 +100,15 @@ export const LINUXSERVER_DEFAULTS: Readonly<Record<string, boolean>> = Object.fr
  */
 export function linuxserverPreset(env: EnvLike = process.env): Policy {
   const settings = readSettings(LINUXSERVER_DEFAULTS, env);
-  const rules: Rule[] = [];
-  for (const resource of SUB_RESOURCES) {
-    const variable = subResourceVariable(resource);
-    if (settings[variable]) continue;
-    rules.push({
-      id: variable,
-      effect: 'deny',
-      paths: [`/containers/*/${resource}`, `/libpod/containers/*/${resource}`],
-      reason: `it needs ${variable}=1 (a container's ${resource} can expose its files, filesystem or logs)`,
-    });
+  const rules: Rule[] = subResourceGates(settings);
+  for (const gate of [
+    execCreateGate(settings, '/containers', 'EXEC', ['POST', 'CONTAINERS', 'EXEC']),
+    execCreateGate(settings, '/libpod/containers', 'LIBPOD_EXEC', ['POST', 'LIBPOD_CONTAINERS', 'LIBPOD_EXEC']),
+  ]) {
+    if (gate !== undefined) rules.push(gate);
   }
   for (const [variable, base, actions] of ACTIONS) {
-    if (settings[variable]) rules.push(actionRule(variable, base, actions));
+    if (settings[variable]) rules.push(...actionRules(variable, base, actions));
   }
   if (!settings.POST) rules.push(WRITE_GATE);
   for (const [variable, base] of Object.entries(SECTION_PATHS)) {

@@ -1,6 +1,6 @@
 import type { Policy, Rule } from '../policy/types.js';
 import { readSettings, type EnvLike } from './env.js';
-import { DEFAULT_GRANTED, DOCKER_SECTIONS, WRITE_GATE, actionRule, sectionHints, sectionRule } from './sections.js';
+import { DEFAULT_GRANTED, DOCKER_SECTIONS, WRITE_GATE, actionRules, execCreateGate, sectionHints, sectionRule } from './sections.js';
 
 const SECTION_PATHS: Readonly<Record<string, string>> = Object.freeze(
   Object.fromEntries(
@@ -43,10 +43,12 @@ export const TECNATIVA_DEFAULTS: Readonly<Record<string, boolean>> = Object.free
 export function tecnativaPreset(env: EnvLike = process.env): Policy {
   const settings = readSettings(TECNATIVA_DEFAULTS, env);
   const rules: Rule[] = [];
+  const execGate = execCreateGate(settings, '/containers', 'EXEC', ['POST', 'CONTAINERS', 'EXEC']);
+  if (execGate !== undefined) rules.push(execGate);
   if (!settings.POST) rules.push(WRITE_GATE);
-  if (settings.ALLOW_RESTARTS) rules.push(actionRule('ALLOW_RESTARTS', '/containers', ['stop', 'restart', 'kill']));
-  if (settings.ALLOW_START) rules.push(actionRule('ALLOW_START', '/containers', ['start']));
-  if (settings.ALLOW_STOP) rules.push(actionRule('ALLOW_STOP', '/containers', ['stop']));
+  if (settings.ALLOW_RESTARTS) rules.push(...actionRules('ALLOW_RESTARTS', '/containers', ['stop', 'restart', 'kill']));
+  if (settings.ALLOW_START) rules.push(...actionRules('ALLOW_START', '/containers', ['start']));
+  if (settings.ALLOW_STOP) rules.push(...actionRules('ALLOW_STOP', '/containers', ['stop']));
   for (const [variable, base] of Object.entries(SECTION_PATHS)) {
     if (settings[variable]) rules.push(sectionRule(variable, base));
   }

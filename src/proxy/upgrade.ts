@@ -85,7 +85,16 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
   // One event per request, when the client's connection is over (for a joined stream: its end).
   const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
     if (context.onRequest === undefined) return;
-    const fields = { method, path, allowed, rule, reason, upgrade: true, ...clientFields(client, decidedFor) };
+    const fields = {
+      method,
+      path,
+      ...(path === null ? { target } : {}),
+      allowed,
+      rule,
+      reason,
+      upgrade: true,
+      ...clientFields(client, decidedFor),
+    };
     reportWhenClosed(context, socket, started, fields, () =>
       // 499 (nginx's "client closed request"): the client left before any answer.
       outcome.status ?? 499,
@@ -111,6 +120,7 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
     bodyLength: framing.bodyLength,
     client,
     ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
+    ...(req.headers['content-type'] === undefined ? {} : { contentType: req.headers['content-type'] }),
   });
   reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
   if (!decision.allowed || decision.path === null) {

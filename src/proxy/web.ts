@@ -108,7 +108,16 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
   // One event per request, when the client's response is over (sent, streamed, or cut).
   const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
     if (context.onRequest === undefined) return;
-    const fields = { method, path, allowed, rule, reason, upgrade: false, ...clientFields(client, decidedFor) };
+    const fields = {
+      method,
+      path,
+      ...(path === null ? { target } : {}),
+      allowed,
+      rule,
+      reason,
+      upgrade: false,
+      ...clientFields(client, decidedFor),
+    };
     reportWhenClosed(context, res, started, fields, () =>
       // 499 (nginx's "client closed request"): the client left before any answer was sent.
       hijacked ? 200 : res.headersSent ? res.statusCode : failedStatus !== 0 ? failedStatus : 499,
@@ -140,6 +149,7 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
     bodyLength: framing.bodyLength,
     client,
     ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
+    ...(req.headers['content-type'] === undefined ? {} : { contentType: req.headers['content-type'] }),
   });
   reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
   if (!decision.allowed || decision.path === null) {

@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -155,10 +156,15 @@ async function killLeftovers(directory: string): Promise<void> {
 }
 
 /**
- * Unmounts whatever dockerd left mounted under `directory` (its data-root bind mount, netns files),
- * deepest first, so the directory can be removed.
+ * Unmounts whatever a daemon (dockerd, Podman) left mounted under `directory` (its data-root bind
+ * mount, netns files, container root file systems), deepest first, so the directory can be removed.
+ *
+ * @example
+ * ```ts
+ * await unmountUnder('/tmp/dsf-abc');
+ * ```
  */
-async function unmountUnder(directory: string): Promise<void> {
+export async function unmountUnder(directory: string): Promise<void> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
   const points = mountinfo
     .split('\n')
@@ -214,16 +220,53 @@ export async function importImage(socketPath: string, tar: string, tag: string, 
 }
 
 /**
+ * Options of `startDockerd`.
+ *
+ * @example
+ * ```ts
+ * const dockerd = await startDockerd({ offline: true });
+ * ```
+ */
+export interface DockerdOptions {
+  /**
+   * Start dockerd with `HTTP_PROXY`/`HTTPS_PROXY` at a closed loopback port, so that nothing a
+   * client triggers (a pull by docker-compose, docker-py's suite, `docker run` of a missing image)
+   * leaves the machine: the pull fails at once with `proxyconnect tcp: … connection refused`.
+   */
+  readonly offline?: boolean;
+}
+
+/**
+ * The environment of an offline dockerd: its proxies at a loopback port nothing listens on (one the
+ * OS just handed out and took back; a port below 1024 could be a local service's).
+ */
+function withoutProxies(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !/^(https?|no|all)_proxy$/i.test(name)));
+}
+
+async function closedProxyEnv(): Promise<Record<string, string>> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  const proxy = `http://127.0.0.1:${port}`;
+  return { HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy, NO_PROXY: '', no_proxy: '' };
+}
+
+/**
  * Starts a private dockerd in a fresh short temp directory (unix socket paths must stay under 108
  * bytes), waits for `/_ping` and imports `dsf-busybox:latest`. Throws, loudly, when it cannot:
  * integration tests are never skipped for want of a daemon.
  *
  * @example
  * ```ts
- * const dockerd = await startDockerd();
+ * const dockerd = await startDockerd({ offline: true });
  * ```
  */
-export async function startDockerd(): Promise<Dockerd> {
+export async function startDockerd(options: DockerdOptions = {}): Promise<Dockerd> {
   if (process.getuid?.() !== 0) {
     throw new Error('The integration tests start a private dockerd and must run as root');
   }
@@ -233,6 +276,8 @@ export async function startDockerd(): Promise<Dockerd> {
   const log = createWriteStream(logFile, { flags: 'a' });
   await once(log, 'open');
   let child: ChildProcess | undefined;
+  // Chosen once: a restarted daemon keeps the same environment.
+  const env = options.offline === true ? { ...withoutProxies(process.env), ...(await closedProxyEnv()) } : process.env;
 
   const running = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
 
@@ -251,7 +296,7 @@ export async function startDockerd(): Promise<Dockerd> {
         // Containers left running at teardown get SIGKILL after 2 s instead of 15.
         '--shutdown-timeout=2',
       ],
-      { stdio: ['ignore', log, log] },
+      { stdio: ['ignore', log, log], env },
     );
     child = daemon;
     const spawnError = new Promise<never>((_, reject) =>

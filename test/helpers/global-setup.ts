@@ -15,7 +15,8 @@ declare module 'vitest' {
  * start: the integration suite fails, it is never skipped.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const dockerd = await startDockerd();
+  // Offline: a pull a client triggers (docker-compose, docker-py) fails at once instead of leaving the machine.
+  const dockerd = await startDockerd({ offline: true });
   project.provide('dockerSocket', dockerd.socketPath);
   project.provide('dockerdPid', dockerd.pid as number);
   return () => dockerd.stop();

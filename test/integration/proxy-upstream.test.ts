@@ -165,6 +165,39 @@ describe('the proxy against a scripted fake dockerd', () => {
     expect(exchange.text.endsWith('hello pong')).toBe(true);
   });
 
+  it('an h2c session (BuildKit) whose client never reads holds dockerd back: backpressure on the joined stream', async () => {
+    await setup();
+    let written = 0;
+    let stop = false;
+    fake.onRequest = (socket) => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n');
+      // dockerd speaking HTTP/2 as fast as the client takes it: 200 MB if nothing holds it back.
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const pump = (): void => {
+        while (!stop && written < 200 * 1024 * 1024) {
+          written += chunk.length;
+          if (!socket.write(chunk)) {
+            socket.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+      return 'raw';
+    };
+    const { connect } = await import('node:net');
+    const client = connect({ host: '127.0.0.1', port: served.port });
+    await new Promise((resolve) => client.once('connect', resolve));
+    client.pause();
+    client.write(httpRequest('POST', '/v1.41/session', { Connection: 'Upgrade', Upgrade: 'h2c', 'Content-Length': '0' }));
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    stop = true;
+    // What the kernel buffers on both sides and the guard's bounded relay buffers: a few MB, not 200.
+    expect(written).toBeLessThan(32 * 1024 * 1024);
+    expect(written).toBeGreaterThan(0);
+    client.destroy();
+  });
+
   it('close() ends hijacked streams and open responses, then refuses with 503', async () => {
     await setup();
     fake.onRequest = (socket) =>

@@ -23,6 +23,16 @@ describe('canonicalize: targets dockerd routes as-is', () => {
     ['/v/json', '/v/json', '/v/json', -1],
     // Three dots are a name, not a dot segment (Go's path.Clean keeps them).
     ['/v1.41/volumes/...', '/v1.41/volumes/...', '/volumes/...', 10041],
+    // Names dockerd accepts with a space or letters beyond ASCII: decided decoded, forwarded in the
+    // one canonical encoding (upper-case UTF-8 escapes).
+    ['/v1.41/networks/test%2001', '/v1.41/networks/test%2001', '/networks/test 01', 10041],
+    ['/v1.41/networks/r%C3%A9seau', '/v1.41/networks/r%C3%A9seau', '/networks/réseau', 10041],
+    ['/v1.41/networks/r%c3%a9seau', '/v1.41/networks/r%C3%A9seau', '/networks/réseau', 10041],
+    ['/v1.41/volumes/%E6%97%A5%E6%9C%AC', '/v1.41/volumes/%E6%97%A5%E6%9C%AC', '/volumes/日本', 10041],
+    ['/v1.41/volumes/%F0%9F%90%B3', '/v1.41/volumes/%F0%9F%90%B3', '/volumes/🐳', 10041],
+    ['/v1.41/volumes/a%E2%88%95b', '/v1.41/volumes/a%E2%88%95b', '/volumes/a∕b', 10041],
+    // A byte-order mark is a character like another inside a path: kept, not stripped.
+    ['/v1.41/networks/%EF%BB%BFx', '/v1.41/networks/%EF%BB%BFx', '/networks/\uFEFFx', 10041],
   ])('%s -> %s', (raw, target, rest, version) => {
     const query = target.indexOf('?');
     const path = query < 0 ? target : target.slice(0, query);
@@ -61,8 +71,12 @@ describe('canonicalize: targets refused as malformed', () => {
     ['/v1.41/containers%zzjson', 'percent-escape'],
     ['/v1.41/containers%00/json', 'encoded control'],
     ['/v1.41/containers%0a/json', 'encoded control'],
-    ['/v1.41/containers%20/json', 'encoded control'],
-    ['/v1.41/containers%C3%A9/json', 'encoded control'],
+    ['/v1.41/containers%7F/json', 'encoded control'],
+    ['/v1.41/networks/%FF', 'not UTF-8'],
+    ['/v1.41/networks/r%C3seau', 'not UTF-8'],
+    ['/v1.41/networks/%C0%AF', 'not UTF-8'],
+    ['/v1.41/networks/%ED%A0%80', 'not UTF-8'],
+    ['/v1.41/networks/%F4%90%80%80', 'not UTF-8'],
     ['/v1.41/containers/json#frag', 'fragment'],
     ['/v1.41/containers/json?all=1#frag', 'fragment'],
     ['/v1.41/containers/json ', 'control character'],

@@ -68,10 +68,17 @@ describe('request lines', () => {
     }
   });
 
-  test('a malformed target logs path=- and rule=-', () => {
+  test('a malformed target logs the path as sent (escaped, no query, at most 200 characters) and rule=-', () => {
     const { logger, lines } = capture('info');
-    logger.request({ ...denied, path: null, rule: null, status: 400, reason: 'docker-socket-filter refused the request-target: the path contains a dot segment (. or ..)' });
-    expect(lines[0]).toContain(' path=- decision=denied rule=- status=400 ');
+    const reason = 'docker-socket-filter refused the request-target: the path contains a dot segment (. or ..)';
+    logger.request({ ...denied, path: null, target: '/v1.41/containers/../images/json?secret=1', rule: null, status: 400, reason });
+    expect(lines[0]).toContain(' path=/v1.41/containers/../images/json decision=denied rule=- status=400 ');
+    logger.request({ ...denied, path: null, target: '/v1.41/a"b\u0007c', rule: null, status: 400, reason });
+    expect(lines[1]).toContain(' path="/v1.41/a\\"b\\u0007c" decision=denied');
+    logger.request({ ...denied, path: null, target: `/${'x'.repeat(500)}`, rule: null, status: 400, reason });
+    expect(lines[2]).toContain(` path="/${'x'.repeat(199)}…" decision=denied`);
+    logger.request({ ...denied, path: null, rule: null, status: 400, reason });
+    expect(lines[3]).toContain(' path=- decision=denied rule=- status=400 ');
   });
 
   test('upgrades are marked', () => {

@@ -45,3 +45,32 @@ describe('serving beyond this host with more than the defaults is warned about o
     }
   });
 });
+
+describe('POST with a section that carries a configuration, without PROTECT_HOST, is warned about', () => {
+  const loopback: ListenAddress = { kind: 'tcp', host: '127.0.0.1', port: 2375 };
+  const hostWarnings = (policy: ReturnType<typeof tecnativaPreset>) =>
+    startupWarnings([loopback], policy, {}).filter((warning) => warning.message.startsWith('clients can take the host'));
+
+  test.each<[Record<string, string>, string | undefined]>([
+    [{ CONTAINERS: '1', POST: '1' }, 'containers'],
+    [{ CONTAINERS: '1', SERVICES: '1', VOLUMES: '1', PLUGINS: '1', POST: '1' }, 'containers,services,volumes,plugins'],
+    [{ VOLUMES: '1', POST: '1' }, 'volumes'],
+    [{ CONTAINERS: '1' }, undefined],
+    [{ POST: '1', ALLOW_RESTARTS: '1' }, undefined],
+    [{ POST: '1', NETWORKS: '1' }, undefined],
+  ])('%j', (env, writes) => {
+    const warnings = hostWarnings(tecnativaPreset(env));
+    if (writes === undefined) expect(warnings).toEqual([]);
+    else {
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]?.message).toContain('PROTECT_HOST=1 stops it');
+      expect(warnings[0]?.fields.writes).toBe(writes);
+    }
+  });
+
+  test('the linuxserver preset and custom policies are judged by what they grant', () => {
+    expect(hostWarnings(linuxserverPreset({ CONTAINERS: '1', POST: '1' }))).toHaveLength(1);
+    expect(hostWarnings(definePolicy({ allow: ['POST /containers/create'] }))).toHaveLength(1);
+    expect(hostWarnings(definePolicy({ allow: ['GET /containers/json'] }))).toEqual([]);
+  });
+});

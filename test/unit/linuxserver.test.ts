@@ -128,3 +128,88 @@ describe('linuxserverPreset: Podman sections', () => {
     expect(linuxserverPreset({ LIBPOD_PODS: '2' }).source?.settings.LIBPOD_PODS).toBe(true);
   });
 });
+
+// linuxserver/docker-socket-proxy's current HAProxy template (root/templates/haproxy.cfg), its
+// sub-resource gates as data: `http-request deny if { path,url_dec -m reg -i
+// ^(/v[\d\.]+)?(/libpod)?/(containers|pods)/[a-zA-Z0-9_.-]+/(<resource>) } !allow_<resource>`.
+// Each regular expression is unanchored at its end, so `change` also gates `changes`.
+const LINUXSERVER_GATES: ReadonlyArray<readonly [string, string]> = [
+  ['archive', 'ALLOW_ARCHIVE'],
+  ['change', 'ALLOW_CHANGES'],
+  ['export', 'ALLOW_EXPORT'],
+  ['logs', 'ALLOW_LOGS'],
+  ['top', 'ALLOW_TOP'],
+];
+// The routes those expressions cover that a daemon serves (dockerd's and Podman's), by resource.
+const ROUTES_BY_RESOURCE: Readonly<Record<string, readonly string[]>> = {
+  archive: ['archive'],
+  change: ['changes'],
+  export: ['export'],
+  logs: ['logs'],
+  top: ['top'],
+};
+
+describe('linuxserver parity: every route its current configuration gates is gated here', () => {
+  // Everything else granted, so that only the gate can refuse.
+  const everything = {
+    CONTAINERS: '1',
+    POST: '1',
+    LIBPOD_CONTAINERS: '1',
+    LIBPOD_PODS: '1',
+  };
+  const cases = LINUXSERVER_GATES.flatMap(([resource, variable]) =>
+    (ROUTES_BY_RESOURCE[resource] ?? []).flatMap((route) =>
+      ['', '/v1.41', '/v4.0.0'].flatMap((version) =>
+        ['/containers', '/libpod/containers', '/libpod/pods', '/pods'].flatMap((base) =>
+          ['GET', 'HEAD', 'PUT', 'POST'].map((method) => [method, `${version}${base}/web_1.x/${route}`, variable] as const),
+        ),
+      ),
+    ),
+  );
+
+  test.each(cases)('%s %s is denied unless %s', (method, path, variable) => {
+    expect(evaluateWith(everything)(method, path).allowed).toBe(false);
+    const granted = evaluateWith({ ...everything, [variable]: '1' })(method, path);
+    // With the variable, only the section decides (and `/pods` is no section of either daemon).
+    if (path.includes('/libpod/') || !path.includes('/pods/')) expect(granted.rule).not.toBe(variable);
+  });
+
+  test('/libpod/pods/<name>/top is gated by ALLOW_TOP (it was opened by LIBPOD_PODS alone)', () => {
+    expect(evaluateWith({ LIBPOD_PODS: '1' })('GET', '/v4.0.0/libpod/pods/web/top')).toMatchObject({ allowed: false, rule: 'ALLOW_TOP' });
+    expect(evaluateWith({ LIBPOD_PODS: '1', ALLOW_TOP: '1' })('GET', '/v4.0.0/libpod/pods/web/top')).toMatchObject({ allowed: true, rule: 'LIBPOD_PODS' });
+  });
+
+  test.each([
+    ['POST', '/v1.41/containers/web/attach?logs=1&stream=1&stdout=1'],
+    ['POST', '/v1.41/containers/web/attach?logs=yes'],
+    ['POST', '/v1.41/containers/web/attach?l%6Fgs=1'],
+    ['GET', '/v1.41/containers/web/attach/ws?logs=1&stream=1'],
+    ['POST', '/v4.0.0/libpod/containers/web/attach?logs=true'],
+  ])('attach with logs=1 replays the logs: %s %s needs ALLOW_LOGS', (method, path) => {
+    const env = { ...everything, POST: '1' };
+    expect(evaluateWith(env)(method, path, { upgrade: true })).toMatchObject({ allowed: false, rule: 'ALLOW_LOGS' });
+    expect(evaluateWith({ ...env, ALLOW_LOGS: '1' })(method, path, { upgrade: true }).allowed).toBe(true);
+  });
+
+  test.each([
+    ['an attach without logs', '/v1.41/containers/web/attach?stream=1&stdout=1', {}],
+    ['logs=0', '/v1.41/containers/web/attach?logs=0&stream=1', {}],
+    ['logs=false', '/v1.41/containers/web/attach?logs=false', {}],
+  ])('%s is not gated', (_name, path, request) => {
+    expect(evaluateWith({ ...everything })('POST', path, { upgrade: true, ...request }).allowed).toBe(true);
+  });
+
+  test.each([
+    ['a form body (its fields are parameters to dockerd)', '/v1.41/containers/web/attach?stream=1', { contentType: 'application/x-www-form-urlencoded' }],
+    ['a query Go releases read differently', '/v1.41/containers/web/attach?stream=1;logs=1', {}],
+  ])('%s counts as logs=1', (_name, path, request) => {
+    expect(evaluateWith({ ...everything })('POST', path, { upgrade: true, ...request })).toMatchObject({ allowed: false, rule: 'ALLOW_LOGS' });
+  });
+
+  test('an exec create needs EXEC (docker), LIBPOD_EXEC (Podman), as the exec start does', () => {
+    expect(evaluateWith(everything)('POST', '/v1.41/containers/web/exec')).toMatchObject({ allowed: false, rule: 'EXEC' });
+    expect(evaluateWith({ ...everything, EXEC: '1' })('POST', '/v1.41/containers/web/exec').allowed).toBe(true);
+    expect(evaluateWith(everything)('POST', '/v4.0.0/libpod/containers/web/exec')).toMatchObject({ allowed: false, rule: 'LIBPOD_EXEC' });
+    expect(evaluateWith({ ...everything, LIBPOD_EXEC: '1' })('POST', '/v4.0.0/libpod/containers/web/exec').allowed).toBe(true);
+  });
+});

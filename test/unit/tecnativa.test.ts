@@ -140,11 +140,44 @@ describe('tecnativaPreset: ALLOW_START, ALLOW_STOP, ALLOW_RESTARTS with POST=1',
     actions.map((action) => [variable, action, granted.includes(action)] as const),
   );
 
+  // Each action with a query parameter it has in the Docker API.
+  const ownQuery: Record<string, string> = { start: '?detachKeys=ctrl-x', stop: '?t=5', restart: '?t=5&signal=SIGTERM', kill: '?signal=SIGKILL' };
+
   test.each(cases)('%s: POST /containers/<name>/%s allowed=%s', (variable, action, allowed) => {
     const evaluate = evaluateWith({ POST: '1', [variable]: '1' });
-    const decision = evaluate('POST', `/v1.41/containers/my_web-1.x/${action}?t=5`);
+    const decision = evaluate('POST', `/v1.41/containers/my_web-1.x/${action}${ownQuery[action] ?? ''}`);
     expect(decision.allowed).toBe(allowed);
-    expect(decision.rule).toBe(allowed ? variable : 'default-deny');
+    // An exec create needs EXEC as well (see the exec gate below).
+    expect(decision.rule).toBe(allowed ? variable : action === 'exec' ? 'EXEC' : 'default-deny');
+  });
+
+  // The query is configuration too: `start?checkpoint=…` restores a CRIU checkpoint from a
+  // directory the client chose on a daemon run with --experimental.
+  test.each([
+    ['ALLOW_START', '/v1.41/containers/web/start?checkpoint=../../../tmp/x', 'checkpoint', 'detachKeys'],
+    ['ALLOW_START', '/v1.41/containers/web/start?checkpoint-dir=/tmp&checkpoint=c', 'checkpoint-dir', 'detachKeys'],
+    ['ALLOW_START', '/v1.41/containers/web/start?t=5', 't', 'detachKeys'],
+    ['ALLOW_STOP', '/v1.41/containers/web/stop?t=5&force=1', 'force', 't, signal'],
+    ['ALLOW_RESTARTS', '/v1.41/containers/web/kill?t=1', 't', 'signal'],
+    ['ALLOW_START', '/v1.41/containers/web/start?%63heckpoint=x', 'checkpoint', 'detachKeys'],
+  ])('%s refuses %s, naming `%s`', (variable, target, name, allowed) => {
+    const decision = evaluateWith({ POST: '1', [variable]: '1' })('POST', target);
+    expect(decision).toMatchObject({ allowed: false, status: 403, rule: variable, field: `query.${name}` });
+    expect(decision.reason).toContain(`${variable} allows no query parameter "${name}" (it allows: ${allowed})`);
+  });
+
+  test.each([
+    ['a ";" (Go releases split on it differently)', '/v1.41/containers/web/start?detachKeys=x;checkpoint=c', {}],
+    ['a malformed escape', '/v1.41/containers/web/start?detachKeys=%zz', {}],
+    ['a form body (dockerd reads its fields as parameters)', '/v1.41/containers/web/start', { contentType: 'application/x-www-form-urlencoded' }],
+    ['a multipart form body', '/v1.41/containers/web/start', { contentType: 'multipart/form-data; boundary=x' }],
+  ])('ALLOW_START refuses with 400 %s', (_name, target, request) => {
+    const decision = evaluateWith({ POST: '1', ALLOW_START: '1' })('POST', target, request);
+    expect(decision).toMatchObject({ allowed: false, status: 400, rule: 'ALLOW_START' });
+  });
+
+  test('a section grant (CONTAINERS with POST) is not an action rule: it does not restrict the query', () => {
+    expect(evaluateWith({ POST: '1', CONTAINERS: '1', ALLOW_START: '1' })('POST', '/v1.41/containers/web/stop?t=5&force=1').allowed).toBe(true);
   });
 
   test.each(Object.keys(grants))('%s only applies to POST', (variable) => {
@@ -218,3 +251,18 @@ describe('tecnativaPreset: what counts as granted', () => {
     expect(policy.name).toBe('tecnativa');
   });
 });
+
+describe('an exec create needs EXEC, as its start does', () => {
+  test.each<[Record<string, string>, boolean, string]>([
+    [{ CONTAINERS: '1', POST: '1' }, false, 'it needs EXEC=1 (an exec instance is only good for an exec start, which EXEC grants)'],
+    [{ CONTAINERS: '1' }, false, 'it needs POST=1 and EXEC=1'],
+    [{}, false, 'it needs POST=1 and CONTAINERS=1 and EXEC=1'],
+    [{ CONTAINERS: '1', POST: '1', EXEC: '1' }, true, 'is allowed by CONTAINERS'],
+  ])('%j: allowed=%s (%s)', (env, allowed, reason) => {
+    const decision = evaluateWith(env)('POST', '/v1.41/containers/web/exec');
+    expect(decision.allowed).toBe(allowed);
+    expect(decision.reason).toContain(reason);
+    if (!allowed) expect(decision.rule).toBe('EXEC');
+  });
+});
+
