@@ -308,6 +308,11 @@ function relay(
     };
     socket.write(headBytes);
     if (rest.length > 0 || bodyLeftToRelay === 0) forward(rest);
+    // A client that ends its side has left (an HTTP client does not half-close to read an answer;
+    // a socket of Node's server stays half-open, so without this the connection to dockerd would
+    // wait for dockerd's next byte, of an `events` stream for instance).
+    if (clientEnded) finish();
+    else socket.once('end', finish);
     relayUpstream = forward;
     // dockerd closing ends an answer read until close; any other answer it cut short is cut for
     // the client too, never ended as if complete.

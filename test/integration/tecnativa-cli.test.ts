@@ -7,13 +7,14 @@ import {
   BUSYBOX_IMAGE,
   containerState,
   createContainer,
+  dockerRequest,
   removeContainer,
   tecnativaFixture,
   type TecnativaFixture,
 } from '../helpers/fixtures.js';
 
 // The docker CLI prints our JSON `message` after this prefix; every reason the policy writes says
-// what is needed ("... needs POST=1") or why it is refused.
+// what is needed ("docker-socket-filter denied …: it needs POST=1") or why it is refused.
 const DENIED = /Error response from daemon: .*(needs|refused)/;
 
 function expectDenied(result: CliResult): void {
@@ -179,5 +180,30 @@ describe('CONTAINERS=1 EXEC=1 POST=1', () => {
   it('allows docker exec, output and exit code preserved', async () => {
     const result = await f.docker.run(['exec', id, 'sh', '-c', 'echo exec-out; echo exec-err >&2; exit 3']);
     expect(result).toMatchObject({ code: 3, stdout: 'exec-out\n', stderr: 'exec-err\n' });
+  });
+});
+
+describe('CONTAINERS=1 POST=1 without EXEC', () => {
+  let f: TecnativaFixture;
+  let id: string;
+  beforeAll(async () => {
+    f = await tecnativaFixture({ CONTAINERS: '1', POST: '1' });
+    id = await createContainer(f.socketPath, ['sleep', '300'], { start: true });
+  });
+  afterAll(async () => {
+    await removeContainer(f.socketPath, id);
+    await f.close();
+  });
+
+  it('docker exec fails at the create, where the CLI shows why (not at the start: "unable to upgrade to tcp, received 403")', async () => {
+    for (const args of [['exec', id, 'true'], ['exec', '-i', id, 'cat']]) {
+      const result = await f.docker.run(args, { input: '' });
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain(`Error response from daemon: docker-socket-filter denied POST /v1.41/containers/${id}/exec: it needs EXEC=1`);
+      expect(result.stderr).not.toContain('unable to upgrade');
+    }
+    // Nothing was created on dockerd.
+    const inspect = JSON.parse((await dockerRequest(f.socketPath, 'GET', `/containers/${id}/json`)).body) as { ExecIDs: string[] | null };
+    expect(inspect.ExecIDs ?? []).toEqual([]);
   });
 });
