@@ -2,7 +2,7 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts', express: 'src/adapters/express.ts', koa: 'src/adapters/koa.ts' },
+    entry: { index: 'src/index.ts', express: 'src/adapters/express.ts', koa: 'src/adapters/koa.ts', config: 'src/config/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     target: 'node22',

@@ -14,6 +14,7 @@ export default defineConfig({
         resolve: {
           alias: [
             { find: /^docker-socket-filter\/express$/, replacement: new URL('./src/adapters/express.ts', import.meta.url).pathname },
+            { find: /^docker-socket-filter\/config$/, replacement: new URL('./src/config/index.ts', import.meta.url).pathname },
             { find: /^docker-socket-filter\/koa$/, replacement: new URL('./src/adapters/koa.ts', import.meta.url).pathname },
             { find: /^docker-socket-filter$/, replacement: new URL('./src/index.ts', import.meta.url).pathname },
           ],

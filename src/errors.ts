@@ -13,6 +13,7 @@ export type SocketFilterErrorCode =
   | 'ERR_DSF_INVALID_OPTION'
   | 'ERR_DSF_INVALID_RULE'
   | 'ERR_DSF_INVALID_ENV'
+  | 'ERR_DSF_INVALID_CONFIG'
   | 'ERR_DSF_UPSTREAM'
   | 'ERR_DSF_LISTEN';
 

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { SocketFilterTypeError } from './errors.js';
 import { parseVersionSetting } from './policy/canonical.js';
+import { compileClients, createClientsEvaluator, type ClientSpec } from './policy/clients.js';
 import { compilePolicy } from './policy/compile.js';
 import { createEvaluator, type Evaluate } from './policy/evaluate.js';
 import type { Policy } from './policy/types.js';
@@ -22,8 +23,17 @@ import type { UpstreamPoolStats } from './proxy/pool.js';
  * ```
  */
 export interface SocketFilterOptions {
-  /** The policy to enforce. Default: `tecnativaPreset({})` (only `EVENTS`, `PING`, `VERSION`). */
+  /**
+   * The policy to enforce for every request. Default: `tecnativaPreset({})` (only `EVENTS`, `PING`,
+   * `VERSION`). Not with `clients`.
+   */
   readonly policy?: Policy;
+  /**
+   * A policy per client instead of one for everyone: the first client whose `match` holds (peer
+   * address, listener name) decides with its own policy; a request no client matches is refused
+   * (`403`, rule `clients`). Not with `policy`.
+   */
+  readonly clients?: readonly ClientSpec[];
   /** dockerd's unix socket. Default `/var/run/docker.sock`. */
   readonly socketPath?: string;
   /**
@@ -76,6 +86,12 @@ export interface RequestEvent {
   /** Milliseconds from the request to its end (for streams: to the end of the stream). */
   readonly durationMs: number;
   readonly upgrade: boolean;
+  /** The `name` of the client the request was decided for (filters with `clients`). */
+  readonly client?: string;
+  /** The peer address of the connection (TCP), IPv4-mapped IPv6 read as IPv4. */
+  readonly address?: string;
+  /** The name of the listener the connection came in on (`createFilterServer`'s `listener`). */
+  readonly listener?: string;
 }
 
 /**
@@ -87,7 +103,10 @@ export interface RequestEvent {
  * ```
  */
 export interface ResolvedSocketFilterOptions {
-  readonly policy: Policy;
+  /** The policy, or `undefined` when the filter has `clients`. */
+  readonly policy: Policy | undefined;
+  /** The clients, or `undefined` when the filter has one `policy`. */
+  readonly clients: readonly ClientSpec[] | undefined;
   readonly socketPath: string;
   readonly minApiVersion: string;
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
@@ -135,9 +154,30 @@ export interface SocketFilter {
   readonly close: () => Promise<void>;
   /** How many connections to dockerd are open, idle, hijacked, and how many requests wait for one. */
   readonly upstreamStats: () => UpstreamPoolStats;
-  readonly policy: Policy;
+  /**
+   * Replaces the policy (`{ policy }`) or the clients (`{ clients }`) for the requests decided from
+   * now on, validated exactly as `createSocketFilter` validates them; a bad value throws the same
+   * `TypeError` and changes nothing. Requests and streams already decided keep their decision.
+   */
+  readonly update: (options: SocketFilterUpdate) => void;
+  /** The current policy; `undefined` when the filter has `clients`. */
+  readonly policy: Policy | undefined;
+  /** The current clients; `undefined` when the filter has one `policy`. */
+  readonly clients: readonly ClientSpec[] | undefined;
+  /** The current options (a new frozen object after each `update`). */
   readonly options: ResolvedSocketFilterOptions;
 }
+
+/**
+ * What `filter.update` takes: a new policy, or new clients (exactly one of the two).
+ *
+ * @example
+ * ```ts
+ * filter.update({ policy: tecnativaPreset({ CONTAINERS: '1' }) });
+ * filter.update({ clients: [{ name: 'traefik', match: { address: ['172.25.0.2'] }, policy }] });
+ * ```
+ */
+export type SocketFilterUpdate = { readonly policy: Policy } | { readonly clients: readonly ClientSpec[] };
 
 /** Defaults of `createSocketFilter`'s options, for documentation and tests. */
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock';
@@ -145,6 +185,7 @@ export const DEFAULT_MIN_API_VERSION = '1.24';
 
 const OPTION_KEYS = new Set([
   'policy',
+  'clients',
   'socketPath',
   'minApiVersion',
   'onRequest',
@@ -152,6 +193,7 @@ const OPTION_KEYS = new Set([
   'upstreamWaitTimeoutMs',
   'uploadIdleTimeoutMs',
 ]);
+const UPDATE_KEYS = new Set(['policy', 'clients']);
 
 function positiveInteger(given: Record<string, unknown>, name: keyof typeof PROXY_DEFAULTS): number {
   const value = given[name] ?? PROXY_DEFAULTS[name];
@@ -182,9 +224,20 @@ function resolveOptions(options: unknown): ResolvedSocketFilterOptions {
   }
   const onRequest = given.onRequest;
   if (onRequest !== undefined && typeof onRequest !== 'function') invalidOption('onRequest', 'must be a function');
-  const policy = (given.policy ?? tecnativaPreset({})) as Policy;
+  if (given.clients !== undefined && given.policy !== undefined) {
+    throw new SocketFilterTypeError(
+      'ERR_DSF_INVALID_OPTION',
+      'The `clients` and `policy` options cannot both be given: with `clients`, each client has its own policy',
+    );
+  }
+  if (given.clients !== undefined && (!Array.isArray(given.clients) || given.clients.length === 0)) {
+    invalidOption('clients', 'must be a non-empty list of clients ({ name, match, policy })');
+  }
+  const clients = given.clients === undefined ? undefined : (Object.freeze([...(given.clients as ClientSpec[])]) as readonly ClientSpec[]);
+  const policy = clients === undefined ? ((given.policy ?? tecnativaPreset({})) as Policy) : undefined;
   return Object.freeze({
     policy,
+    clients,
     socketPath,
     minApiVersion,
     onRequest: onRequest as ((event: RequestEvent) => void) | undefined,
@@ -214,10 +267,16 @@ function resolveOptions(options: unknown): ResolvedSocketFilterOptions {
  * ```
  */
 export function createSocketFilter(options?: SocketFilterOptions): SocketFilter {
-  const resolved = resolveOptions(options);
-  const evaluate = createEvaluator(compilePolicy(resolved.policy), {
-    minApiVersion: parseVersionSetting(resolved.minApiVersion),
-  });
+  let resolved = resolveOptions(options);
+  const settings = { minApiVersion: parseVersionSetting(resolved.minApiVersion) };
+  const compile = (from: ResolvedSocketFilterOptions): Evaluate =>
+    from.clients !== undefined
+      ? createClientsEvaluator(compileClients(from.clients, settings))
+      : createEvaluator(compilePolicy(from.policy as Policy), settings);
+  let current = compile(resolved);
+  // One indirection, so that `update` swaps the decision for every request decided after it while
+  // each request keeps the decision it was given (a stream is decided once, at its start).
+  const evaluate: Evaluate = (method, target, request) => current(method, target, request);
   const proxy = createProxy({
     evaluate,
     socketPath: resolved.socketPath,
@@ -226,13 +285,47 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
     upstreamWaitTimeoutMs: resolved.upstreamWaitTimeoutMs,
     uploadIdleTimeoutMs: resolved.uploadIdleTimeoutMs,
   });
+  const update = (next: SocketFilterUpdate): void => {
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) {
+      throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The argument of `update` must be `{ policy }` or `{ clients }`');
+    }
+    for (const key of Object.keys(next)) {
+      if (!UPDATE_KEYS.has(key)) invalidOption(key, 'is not an option `update` takes (only `policy` or `clients`)');
+    }
+    const given = next as { policy?: Policy; clients?: readonly ClientSpec[] };
+    if (given.policy === undefined && given.clients === undefined) {
+      throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The argument of `update` must give `policy` or `clients`');
+    }
+    // Validated and compiled in full before anything is replaced: a failed update changes nothing.
+    const candidate = resolveOptions({
+      ...(given.policy !== undefined ? { policy: given.policy } : {}),
+      ...(given.clients !== undefined ? { clients: given.clients } : {}),
+      socketPath: resolved.socketPath,
+      minApiVersion: resolved.minApiVersion,
+      ...(resolved.onRequest !== undefined ? { onRequest: resolved.onRequest } : {}),
+      maxUpstreamConnections: resolved.maxUpstreamConnections,
+      upstreamWaitTimeoutMs: resolved.upstreamWaitTimeoutMs,
+      uploadIdleTimeoutMs: resolved.uploadIdleTimeoutMs,
+    });
+    const compiled = compile(candidate);
+    resolved = candidate;
+    current = compiled;
+  };
   return Object.freeze({
     evaluate,
     handler: proxy.handler,
     upgrade: proxy.upgrade,
     close: proxy.close,
     upstreamStats: proxy.upstreamStats,
-    policy: resolved.policy,
-    options: resolved,
+    update,
+    get policy() {
+      return resolved.policy;
+    },
+    get clients() {
+      return resolved.clients;
+    },
+    get options() {
+      return resolved;
+    },
   });
 }

@@ -5,8 +5,10 @@ export type {
   SocketFilter,
   SocketFilterHandler,
   SocketFilterOptions,
+  SocketFilterUpdate,
   SocketFilterUpgradeHandler,
 } from './filter.js';
+export type { ClientMatch, ClientSpec } from './policy/clients.js';
 export { createFilterServer, FILTER_SERVER_DEFAULTS, MAX_TARGET_LENGTH, OVERLOADED_MESSAGE } from './proxy/index.js';
 export type { FilterHandlers, FilterServerOptions, RejectEvent } from './proxy/index.js';
 export { tecnativaPreset, TECNATIVA_DEFAULTS } from './presets/tecnativa.js';
@@ -20,6 +22,6 @@ export type { PolicySpec, RuleSpec } from './policy/define.js';
 export type { PermissionCell, PermissionTable } from './policy/table.js';
 export type { CanonicalTarget, MalformedTarget } from './policy/canonical.js';
 export type { Evaluate } from './policy/evaluate.js';
-export type { Access, Decision, Method, Policy, RequestInfo, Rule } from './policy/types.js';
+export type { Access, ClientInfo, Decision, Method, Policy, RequestInfo, Rule } from './policy/types.js';
 export { SocketFilterError, SocketFilterTypeError, isSocketFilterError } from './errors.js';
 export type { SocketFilterErrorCode } from './errors.js';

@@ -110,7 +110,8 @@ function rawPath(target: string | undefined): string {
  * decision=denied rule=default-deny status=403 duration_ms=0.3 reason="…"`.
  *
  * Request lines carry the method, the canonical path without its query, the decision, the rule, the
- * status the client got and the duration; never a body or a header (so never `X-Registry-Auth`).
+ * status the client got and the duration, then the client's name, peer address and listener when
+ * known; never a body or a header (so never `X-Registry-Auth`).
  *
  * @example
  * ```ts
@@ -148,6 +149,11 @@ export function createLogger(options: LoggerOptions): Logger {
       ` rule=${formatValue(event.rule ?? '-')} status=${event.status} duration_ms=${Math.round(event.durationMs * 10) / 10}`;
     if (event.upgrade) line += ' upgrade=true';
     if (!event.allowed) line += ` reason=${formatValue(event.reason)}`;
+    // Who asked, after what was decided: the client the policy was chosen for, then the
+    // connection's peer address and listener (a denial of an unknown client names them).
+    if (event.client !== undefined) line += ` client=${formatValue(event.client)}`;
+    if (event.address !== undefined) line += ` address=${formatValue(event.address)}`;
+    if (event.listener !== undefined) line += ` listener=${formatValue(event.listener)}`;
     write(`${line}\n`);
   };
 

@@ -2,7 +2,8 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { DEFAULT_SOCKET_PATH } from '../filter.js';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, parseLogLevel, type LogLevel } from '../log.js';
-import type { Policy } from '../policy/types.js';
+import type { ClientSpec } from '../policy/clients.js';
+import type { ClientInfo, Policy } from '../policy/types.js';
 import type { EnvLike } from '../presets/env.js';
 import { linuxserverPreset } from '../presets/linuxserver.js';
 import { tecnativaPreset } from '../presets/tecnativa.js';
@@ -20,11 +21,11 @@ import { tecnativaPreset } from '../presets/tecnativa.js';
  * ```
  */
 export type ListenAddress =
-  | { readonly kind: 'tcp'; readonly host: string | undefined; readonly port: number }
-  | { readonly kind: 'unix'; readonly path: string };
+  | { readonly kind: 'tcp'; readonly host: string | undefined; readonly port: number; readonly name?: string }
+  | { readonly kind: 'unix'; readonly path: string; readonly name?: string };
 
 /** What the CLI was asked to do. */
-export type CliCommand = 'serve' | 'help' | 'version' | 'print-policy' | 'check' | 'healthcheck';
+export type CliCommand = 'serve' | 'help' | 'version' | 'print-policy' | 'check' | 'healthcheck' | 'validate';
 
 /** Names of the presets `PRESET` accepts. */
 export const PRESETS = ['tecnativa', 'linuxserver'] as const;
@@ -58,7 +59,21 @@ export const CLI_DEFAULTS = Object.freeze({
 export interface CliConfig {
   readonly command: CliCommand;
   readonly preset: (typeof PRESETS)[number];
-  readonly policy: Policy;
+  /**
+   * The policy for every request: the preset's, from the environment; with a config file, the
+   * file's `policy` (once the file is read, see `applyConfigFile`), `undefined` when it has `clients`.
+   */
+  readonly policy: Policy | undefined;
+  /** With a config file that has `clients`: a policy per client. */
+  readonly clients: readonly ClientSpec[] | undefined;
+  /** `--config FILE` / `CONFIG`, or the FILE of `validate FILE`. */
+  readonly configFile: string | undefined;
+  /** The config file's `minApiVersion`, if it sets one. */
+  readonly minApiVersion: string | undefined;
+  /** Where to serve metrics and `/healthz` (`--metrics-listen`, `METRICS_LISTEN`); off when `undefined`. */
+  readonly metricsListen: ListenAddress | undefined;
+  /** Where each operational setting came from, so a config file can tell a flag it conflicts with. */
+  readonly origins: Readonly<Record<OperationalSetting, 'flag' | 'env' | 'default'>>;
   /** dockerd's socket (`SOCKET_PATH`). */
   readonly socketPath: string;
   readonly logLevel: LogLevel;
@@ -71,11 +86,29 @@ export interface CliConfig {
   readonly maxConnections: number;
   /** Connections to dockerd at once (`--max-upstream-connections`, `MAX_UPSTREAM_CONNECTIONS`). */
   readonly maxUpstreamConnections: number;
-  /** `check METHOD TARGET`: the request to decide. */
-  readonly check: { readonly method: string; readonly target: string } | undefined;
+  /** `check METHOD TARGET`: the request to decide, and who sends it (`--client`, `--listener`). */
+  readonly check: { readonly method: string; readonly target: string; readonly client?: ClientInfo } | undefined;
   /** `check --json`: print the decision as JSON. */
   readonly json: boolean;
 }
+
+/**
+ * The settings that come from flags, the environment or a config file.
+ *
+ * @example
+ * ```ts
+ * const setting: OperationalSetting = 'listen';
+ * ```
+ */
+export type OperationalSetting =
+  | 'listen'
+  | 'socketPath'
+  | 'logLevel'
+  | 'socketMode'
+  | 'graceMs'
+  | 'maxConnections'
+  | 'maxUpstreamConnections'
+  | 'metricsListen';
 
 /**
  * What `parseCli` returns: a configuration, or the one-line reason it was refused (exit code 2).
@@ -94,6 +127,10 @@ const VALUE_OPTIONS: Readonly<Record<string, { repeat: boolean }>> = {
   '--socket-mode': { repeat: false },
   '--grace': { repeat: false },
   '--max-connections': { repeat: false },
+  '--config': { repeat: false },
+  '--metrics-listen': { repeat: false },
+  '--client': { repeat: false },
+  '--listener': { repeat: false },
   '--max-upstream-connections': { repeat: false },
 };
 
@@ -305,22 +342,46 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
   if (commands.has('version')) return config('version');
 
   let check: CliConfig['check'];
+  let configFile = values['--config']?.[0] ?? variable(env, 'CONFIG');
+  if (configFile !== undefined && configFile.trim() === '') fail('option `--config` needs a file');
   if (positional.length > 0) {
-    if (positional[0] !== 'check') fail(`unknown command \`${positional[0]}\` (see --help)`);
-    if (positional.length !== 3) fail('usage: docker-socket-filter check METHOD PATH (e.g. check GET /v1.41/containers/json)');
-    commands.add('check');
-    check = { method: positional[1] as string, target: positional[2] as string };
+    if (positional[0] === 'validate') {
+      if (positional.length !== 2) fail('usage: docker-socket-filter validate FILE');
+      if (values['--config'] !== undefined) fail('`validate` takes its FILE itself, not `--config`');
+      commands.add('validate');
+      configFile = positional[1] as string;
+    } else if (positional[0] === 'check') {
+      if (positional.length !== 3) fail('usage: docker-socket-filter check [--config FILE [--client ADDR] [--listener NAME]] METHOD PATH (e.g. check GET /v1.41/containers/json)');
+      commands.add('check');
+      check = { method: positional[1] as string, target: positional[2] as string };
+    } else fail(`unknown command \`${positional[0]}\` (see --help)`);
   }
-  if (commands.size > 1) fail(`only one of ${[...commands].map((c) => (c === 'check' ? 'check' : `--${c}`)).join(', ')} can be given`);
+  const named = (c: CliCommand): string => (c === 'check' || c === 'validate' ? c : `--${c}`);
+  if (commands.size > 1) fail(`only one of ${[...commands].map(named).join(', ')} can be given`);
   const command: CliCommand = [...commands][0] ?? 'serve';
   if (json && command !== 'check') fail('option `--json` only applies to `check`');
+  const clientFlag = values['--client']?.[0];
+  const listenerFlag = values['--listener']?.[0];
+  if (clientFlag !== undefined || listenerFlag !== undefined) {
+    const flag = clientFlag !== undefined ? '--client' : '--listener';
+    if (command !== 'check') fail(`option \`${flag}\` only applies to \`check\``);
+    if (configFile === undefined) fail(`option \`${flag}\` needs \`--config FILE\`: clients are defined in a policy file`);
+    if (clientFlag !== undefined && !isIPv4(clientFlag) && !isIPv6(clientFlag)) fail(`--client \`${clientFlag}\`: expected an IP address`);
+    if (listenerFlag !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(listenerFlag)) fail(`--listener \`${listenerFlag}\`: expected a listener name`);
+    check = {
+      ...(check as NonNullable<CliConfig['check']>),
+      client: Object.freeze({ ...(clientFlag !== undefined ? { address: clientFlag } : {}), ...(listenerFlag !== undefined ? { listener: listenerFlag } : {}) }),
+    };
+  }
 
+  // With a config file the preset and its variables come from the file only: one source of truth
+  // (the image's ENV sets every variable, and would otherwise be read as well).
   const presetName = (variable(env, 'PRESET') ?? CLI_DEFAULTS.preset).trim().toLowerCase();
   if (!(PRESETS as readonly string[]).includes(presetName)) {
     fail(`\`PRESET=${env.PRESET}\` is not a preset: use ${PRESETS.join(' or ')}`);
   }
   const preset = presetName as (typeof PRESETS)[number];
-  const policy = preset === 'linuxserver' ? linuxserverPreset(env) : tecnativaPreset(env);
+  const policy = configFile !== undefined ? undefined : preset === 'linuxserver' ? linuxserverPreset(env) : tecnativaPreset(env);
 
   const rawLevel = variable(env, 'LOG_LEVEL');
   const logLevel = rawLevel === undefined ? DEFAULT_LOG_LEVEL : parseLogLevel(rawLevel);
@@ -331,6 +392,8 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
 
   const defaultHost = ipv6Disabled(env) ? '0.0.0.0' : undefined;
   let listen: ListenAddress[];
+  const origin = (flag: string | undefined, name: string): 'flag' | 'env' | 'default' =>
+    values[flag ?? ''] !== undefined ? 'flag' : variable(env, name) !== undefined ? 'env' : 'default';
   if (values['--listen'] !== undefined) {
     listen = values['--listen'].map((text) => parseListenAddress(text, '--listen', defaultHost));
   } else {
@@ -387,10 +450,34 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
         ? parseMaxUpstreamConnections(upstreamVar, 'MAX_UPSTREAM_CONNECTIONS')
         : CLI_DEFAULTS.maxUpstreamConnections;
 
+  const metricsFlag = values['--metrics-listen']?.[0];
+  const metricsVar = variable(env, 'METRICS_LISTEN');
+  const metricsListen =
+    metricsFlag !== undefined
+      ? parseListenAddress(metricsFlag, '--metrics-listen', defaultHost)
+      : metricsVar !== undefined
+        ? parseListenAddress(metricsVar, 'METRICS_LISTEN', defaultHost)
+        : undefined;
+  if (metricsListen !== undefined) checkMetricsApart(metricsListen, listen);
+
   return Object.freeze({
     command,
     preset,
     policy,
+    clients: undefined,
+    configFile,
+    minApiVersion: undefined,
+    metricsListen,
+    origins: Object.freeze({
+      listen: origin('--listen', 'LISTEN'),
+      socketPath: origin(undefined, 'SOCKET_PATH'),
+      logLevel: origin(undefined, 'LOG_LEVEL'),
+      socketMode: origin('--socket-mode', 'LISTEN_SOCKET_MODE'),
+      graceMs: origin('--grace', 'SHUTDOWN_GRACE'),
+      maxConnections: origin('--max-connections', 'MAX_CONNECTIONS'),
+      maxUpstreamConnections: origin('--max-upstream-connections', 'MAX_UPSTREAM_CONNECTIONS'),
+      metricsListen: origin('--metrics-listen', 'METRICS_LISTEN'),
+    }),
     socketPath,
     logLevel: logLevel as LogLevel,
     listen: Object.freeze(listen),
@@ -403,12 +490,50 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
   });
 }
 
+/**
+ * Refuses a metrics address that is also a Docker API address: metrics are never served where
+ * Docker clients connect, nor forwarded.
+ *
+ * @throws Error (the one line to print) when it is.
+ * @example
+ * ```ts
+ * checkMetricsApart({ kind: 'tcp', host: '127.0.0.1', port: 9180 }, config.listen);
+ * ```
+ */
+export function checkMetricsApart(metrics: ListenAddress, listen: readonly ListenAddress[]): void {
+  const where = describeListenAddress(metrics);
+  const wildcard = (host: string | undefined): boolean => host === undefined || host === '0.0.0.0' || host === '::';
+  const clash = listen.find((address) => {
+    if (address.kind === 'unix' || metrics.kind === 'unix') return describeListenAddress(address) === where;
+    // Port 0 is a new port each time; otherwise a wildcard host takes the port on every address.
+    if (address.port === 0 || address.port !== metrics.port) return false;
+    return address.host === metrics.host || wildcard(address.host) || wildcard(metrics.host);
+  });
+  if (clash !== undefined) {
+    fail(`the metrics address ${where} is also a Docker API address (${describeListenAddress(clash)}): metrics get a listener of their own`);
+  }
+}
+
 /** A configuration for `--help`/`--version`, which read nothing else. */
 function config(command: 'help' | 'version'): CliConfig {
   return Object.freeze({
     command,
     preset: CLI_DEFAULTS.preset,
     policy: tecnativaPreset({}),
+    clients: undefined,
+    configFile: undefined,
+    minApiVersion: undefined,
+    metricsListen: undefined,
+    origins: Object.freeze({
+      listen: 'default',
+      socketPath: 'default',
+      logLevel: 'default',
+      socketMode: 'default',
+      graceMs: 'default',
+      maxConnections: 'default',
+      maxUpstreamConnections: 'default',
+      metricsListen: 'default',
+    } as const),
     socketPath: DEFAULT_SOCKET_PATH,
     logLevel: DEFAULT_LOG_LEVEL,
     listen: Object.freeze([]),

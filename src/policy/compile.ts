@@ -215,17 +215,17 @@ function validateRule(rule: unknown, where: string): Rule {
   return rule as unknown as Rule;
 }
 
-function validateHints(hints: unknown): void {
+function validateHints(hints: unknown, at: string): void {
   if (hints === undefined) return;
-  if (!isPlainObject(hints)) invalidPolicy('policy.hints', 'must be an object');
+  if (!isPlainObject(hints)) invalidPolicy(`${at}.hints`, 'must be an object');
   for (const key of Object.keys(hints)) {
-    if (!HINT_KEYS.has(key)) invalidPolicy(`policy.hints.${key}`, 'is not a known option');
+    if (!HINT_KEYS.has(key)) invalidPolicy(`${at}.hints.${key}`, 'is not a known option');
   }
-  if (hints.write !== undefined && typeof hints.write !== 'string') invalidPolicy('policy.hints.write', 'must be a string');
+  if (hints.write !== undefined && typeof hints.write !== 'string') invalidPolicy(`${at}.hints.write`, 'must be a string');
   if (hints.sections !== undefined) {
-    if (!isPlainObject(hints.sections)) invalidPolicy('policy.hints.sections', 'must be an object');
+    if (!isPlainObject(hints.sections)) invalidPolicy(`${at}.hints.sections`, 'must be an object');
     for (const [key, value] of Object.entries(hints.sections)) {
-      if (typeof value !== 'string') invalidPolicy(`policy.hints.sections.${key}`, 'must be a string');
+      if (typeof value !== 'string') invalidPolicy(`${at}.hints.sections.${key}`, 'must be a string');
     }
   }
 }
@@ -247,21 +247,22 @@ export function checkRule(rule: unknown, where: string): Rule {
 
 /**
  * Validates a policy and compiles it for `evaluate`. Throws a `TypeError` (code
- * `ERR_DSF_INVALID_RULE` or `ERR_DSF_INVALID_OPTION`) naming the rule or option that is wrong.
+ * `ERR_DSF_INVALID_RULE` or `ERR_DSF_INVALID_OPTION`) naming the rule or option that is wrong, under
+ * `at` (`policy`, or `clients[1].policy` for a client's).
  *
  * @example
  * ```ts
  * const compiled = compilePolicy(tecnativaPreset({ CONTAINERS: '1' }));
  * ```
  */
-export function compilePolicy(policy: Policy): CompiledPolicy {
-  if (!isPlainObject(policy)) invalidPolicy('policy', 'must be a policy object (e.g. tecnativaPreset())');
+export function compilePolicy(policy: Policy, at = 'policy'): CompiledPolicy {
+  if (!isPlainObject(policy)) invalidPolicy(at, 'must be a policy object (e.g. tecnativaPreset())');
   for (const key of Object.keys(policy)) {
-    if (!POLICY_KEYS.has(key)) invalidPolicy(`policy.${key}`, 'is not a known option');
+    if (!POLICY_KEYS.has(key)) invalidPolicy(`${at}.${key}`, 'is not a known option');
   }
-  if (typeof policy.name !== 'string' || policy.name.length === 0) invalidPolicy('policy.name', 'must be a non-empty string');
-  if (!Array.isArray(policy.rules)) invalidPolicy('policy.rules', 'must be an array of rules');
-  validateHints(policy.hints);
+  if (typeof policy.name !== 'string' || policy.name.length === 0) invalidPolicy(`${at}.name`, 'must be a non-empty string');
+  if (!Array.isArray(policy.rules)) invalidPolicy(`${at}.rules`, 'must be an array of rules');
+  validateHints(policy.hints, at);
 
   interface RuleGlobs {
     readonly rule: Rule;
@@ -270,7 +271,7 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
   }
   const compiledRules: RuleGlobs[] = policy.rules.map((candidate, index) => {
     const label = typeof (candidate as Rule | undefined)?.id === 'string' ? ` (${(candidate as Rule).id})` : '';
-    const where = `policy.rules[${index}]${label}`;
+    const where = `${at}.rules[${index}]${label}`;
     const rule = validateRule(candidate, where);
     return { rule, index, globs: rule.paths.map((glob) => compileGlob(glob, where)) };
   });

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Debugger } from 'debug';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate } from '../policy/evaluate.js';
-import type { Decision, RequestInfo } from '../policy/types.js';
+import type { ClientInfo, Decision, RequestInfo } from '../policy/types.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 import type { UpstreamPool } from './pool.js';
 import { headProblem, readRequestInfo, type RequestFraming } from './request-info.js';
@@ -73,21 +73,42 @@ export function decideAndLog(
   log: Debugger,
   method: string,
   target: string,
-  request: RequestInfo & { readonly upgrade: boolean; readonly bodyLength: number },
+  request: RequestInfo & { readonly upgrade: boolean; readonly bodyLength: number; readonly client: ClientInfo },
 ): Decision {
   const decision = decide(context.evaluate, method, target, request);
   if (log.enabled) {
     log(
-      '%s%s %s -> %s %d rule=%s',
+      '%s%s %s -> %s %d rule=%s client=%s',
       request.upgrade ? 'upgrade ' : '',
       method,
       loggablePath(decision.path ?? target),
       decision.allowed ? 'allow' : 'deny',
       decision.status,
       decision.rule,
+      decision.client ?? '-',
     );
   }
   return decision;
+}
+
+/**
+ * The client fields of a request's `onRequest` event: the client it was decided for (when the
+ * filter has clients and one matched), the connection's peer address and listener name.
+ *
+ * @example
+ * ```ts
+ * report(context, { ...fields, ...clientFields(clientOf(req.socket), decision.client) });
+ * ```
+ */
+export function clientFields(
+  info: ClientInfo,
+  client: string | undefined,
+): Pick<RequestEvent, 'client' | 'address' | 'listener'> {
+  return {
+    ...(client !== undefined ? { client } : {}),
+    ...(info.address !== undefined ? { address: info.address } : {}),
+    ...(info.listener !== undefined ? { listener: info.listener } : {}),
+  };
 }
 
 /**

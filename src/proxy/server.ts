@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
 import { SocketFilterTypeError } from '../errors.js';
+import { nameConnection } from './client-info.js';
 import { dockerErrorBody, sendJsonError, writeRawJsonError } from './deny.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
 
@@ -63,6 +64,12 @@ export interface FilterServerOptions {
   readonly maxConnections?: number;
   /** Told about every refusal made by the server rather than by the filter. Errors it throws are ignored. */
   readonly onReject?: (event: RejectEvent) => void;
+  /**
+   * The name of this listener: the filter sees it as `request.client.listener` of every request
+   * that arrives on this server, so clients can be matched by the listener they came in on (a unix
+   * socket has no peer address). Letters, digits, `_`, `.` and `-`.
+   */
+  readonly listener?: string;
 }
 
 /** Defaults of `createFilterServer`'s options. */
@@ -76,7 +83,7 @@ export const FILTER_SERVER_DEFAULTS = Object.freeze({
 /** What a connection over `maxConnections` is told (`503`). */
 export const OVERLOADED_MESSAGE = 'docker-socket-filter is serving its maximum number of connections; retry later';
 
-const OPTION_KEYS = new Set(['headersTimeout', 'maxHeaderSize', 'keepAliveTimeout', 'maxConnections', 'onReject']);
+const OPTION_KEYS = new Set(['headersTimeout', 'maxHeaderSize', 'keepAliveTimeout', 'maxConnections', 'onReject', 'listener']);
 
 function integerOption(value: unknown, name: string, minimum: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < minimum) {
@@ -148,6 +155,10 @@ export function createFilterServer(filter: FilterHandlers, options: FilterServer
   if (onReject !== undefined && typeof onReject !== 'function') {
     throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The `onReject` option must be a function');
   }
+  const listener = options.listener;
+  if (listener !== undefined && (typeof listener !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(listener))) {
+    throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The `listener` option must be 1 to 64 letters, digits, `_`, `.` or `-`');
+  }
   const tell = (event: RejectEvent): void => {
     log('rejected %d: %s', event.status, event.reason);
     try {
@@ -193,6 +204,7 @@ export function createFilterServer(filter: FilterHandlers, options: FilterServer
     filter.upgrade(req, socket, head);
   });
   server.on('connection', (socket: Socket) => {
+    if (listener !== undefined) nameConnection(socket, listener);
     connections += 1;
     if (maxConnections > 0 && connections > maxConnections) overLimit.add(socket);
     socket.once('close', () => {

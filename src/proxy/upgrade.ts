@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
 import { CHUNKED_INVALID, createChunkedDecoder } from './chunked.js';
-import { checkBeforeDeciding, decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
+import { clientOf } from './client-info.js';
+import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
 import { writeRawJsonError } from './deny.js';
 import { isHijack } from './forward.js';
 import { inTurn } from './lane.js';
@@ -79,10 +80,22 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
   const started = performance.now();
   // What the client got: set when an answer is written or dockerd's is relayed.
   const outcome: Outcome = { status: null };
+  // The peer address and listener of the connection, never a header: who the client is.
+  const client = clientOf(socket);
   // One event per request, when the client's connection is over (for a joined stream: its end).
-  const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
+  const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
     if (context.onRequest === undefined) return;
-    reportWhenClosed(context, socket, started, { method, path, ...(path === null ? { target } : {}), allowed, rule, reason, upgrade: true }, () =>
+    const fields = {
+      method,
+      path,
+      ...(path === null ? { target } : {}),
+      allowed,
+      rule,
+      reason,
+      upgrade: true,
+      ...clientFields(client, decidedFor),
+    };
+    reportWhenClosed(context, socket, started, fields, () =>
       // 499 (nginx's "client closed request"): the client left before any answer.
       outcome.status ?? 499,
     );
@@ -105,10 +118,11 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
   const decision = decideAndLog(context, log, method, target, {
     upgrade: true,
     bodyLength: framing.bodyLength,
+    client,
     ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
     ...(req.headers['content-type'] === undefined ? {} : { contentType: req.headers['content-type'] }),
   });
-  reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
+  reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
   if (!decision.allowed || decision.path === null) {
     refuse(decision.allowed ? 400 : decision.status, decision.reason);
     return;

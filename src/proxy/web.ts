@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
 import { SocketFilterError } from '../errors.js';
-import { checkBeforeDeciding, decideAndLog, loggablePath, report, reportWhenClosed, type ProxyContext } from './context.js';
+import { clientOf } from './client-info.js';
+import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, report, reportWhenClosed, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 import { forwardRequest } from './forward.js';
@@ -88,6 +89,7 @@ export function createWebHandler(context: ProxyContext): WebHandler {
         status: 503,
         durationMs: 0,
         upgrade: false,
+        ...clientFields(clientOf(req.socket), undefined),
       });
       req.socket.destroy();
     }
@@ -101,10 +103,22 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
   const started = context.onRequest === undefined ? 0 : performance.now();
   let failedStatus = 0;
   let hijacked = false;
+  // The peer address and listener of the connection, never a header: who the client is.
+  const client = clientOf(req.socket);
   // One event per request, when the client's response is over (sent, streamed, or cut).
-  const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string): void => {
+  const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
     if (context.onRequest === undefined) return;
-    reportWhenClosed(context, res, started, { method, path, ...(path === null ? { target } : {}), allowed, rule, reason, upgrade: false }, () =>
+    const fields = {
+      method,
+      path,
+      ...(path === null ? { target } : {}),
+      allowed,
+      rule,
+      reason,
+      upgrade: false,
+      ...clientFields(client, decidedFor),
+    };
+    reportWhenClosed(context, res, started, fields, () =>
       // 499 (nginx's "client closed request"): the client left before any answer was sent.
       hijacked ? 200 : res.headersSent ? res.statusCode : failedStatus !== 0 ? failedStatus : 499,
     );
@@ -133,10 +147,11 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
   const decision = decideAndLog(context, log, method, target, {
     upgrade: false,
     bodyLength: framing.bodyLength,
+    client,
     ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
     ...(req.headers['content-type'] === undefined ? {} : { contentType: req.headers['content-type'] }),
   });
-  reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
+  reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
   if (!decision.allowed || decision.path === null) {
     sendJsonError(res, decision.allowed ? 400 : decision.status, decision.reason);
     if (framing.bodyLength !== 0) boundDeniedBody(req);

@@ -27,7 +27,7 @@ describe('defaults', () => {
       check: undefined,
     });
     expect(c.listen).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 2375 }]);
-    expect(c.policy.source?.settings).toMatchObject({ EVENTS: true, PING: true, VERSION: true, CONTAINERS: false, POST: false });
+    expect(c.policy?.source?.settings).toMatchObject({ EVENTS: true, PING: true, VERSION: true, CONTAINERS: false, POST: false });
   });
 
   test('the result is frozen', () => {
@@ -195,7 +195,7 @@ describe('connection limits', () => {
 
 describe('environment of the Tecnativa image', () => {
   test('section variables reach the preset', () => {
-    const settings = config([], { CONTAINERS: '1', POST: '1', EVENTS: '0' }).policy.source?.settings;
+    const settings = config([], { CONTAINERS: '1', POST: '1', EVENTS: '0' }).policy?.source?.settings;
     expect(settings).toMatchObject({ CONTAINERS: true, POST: true, EVENTS: false, PING: true });
   });
 
@@ -214,11 +214,11 @@ describe('environment of the Tecnativa image', () => {
   ])('PRESET=%s', (value, preset) => {
     const c = config([], { PRESET: value });
     expect(c.preset).toBe(preset);
-    expect(c.policy.source?.preset).toBe(preset);
+    expect(c.policy?.source?.preset).toBe(preset);
   });
 
   test('the linuxserver preset reads its own variables', () => {
-    expect(config([], { PRESET: 'linuxserver', ALLOW_LOGS: '1' }).policy.source?.settings).toMatchObject({ ALLOW_LOGS: true });
+    expect(config([], { PRESET: 'linuxserver', ALLOW_LOGS: '1' }).policy?.source?.settings).toMatchObject({ ALLOW_LOGS: true });
     expect(refusal([], { PRESET: 'linuxserver', LIBPOD_PING: 'on' })).toMatch(/^`LIBPOD_PING=on` is not understood/);
   });
 
@@ -284,8 +284,8 @@ describe('commands and flags', () => {
     [['--socket-mode=600', '--socket-mode=660'], 'option `--socket-mode` was given twice'],
     [['--help=yes'], 'option `--help` takes no value'],
     [['serve'], 'unknown command `serve` (see --help)'],
-    [['check', 'GET'], 'usage: docker-socket-filter check METHOD PATH (e.g. check GET /v1.41/containers/json)'],
-    [['check', 'GET', '/_ping', 'extra'], 'usage: docker-socket-filter check METHOD PATH (e.g. check GET /v1.41/containers/json)'],
+    [['check', 'GET'], 'usage: docker-socket-filter check [--config FILE [--client ADDR] [--listener NAME]] METHOD PATH (e.g. check GET /v1.41/containers/json)'],
+    [['check', 'GET', '/_ping', 'extra'], 'usage: docker-socket-filter check [--config FILE [--client ADDR] [--listener NAME]] METHOD PATH (e.g. check GET /v1.41/containers/json)'],
     [['--print-policy', '--healthcheck'], 'only one of --print-policy, --healthcheck can be given'],
     [['--print-policy', 'check', 'GET', '/_ping'], 'only one of --print-policy, check can be given'],
     [['--json'], 'option `--json` only applies to `check`'],
@@ -297,5 +297,58 @@ describe('commands and flags', () => {
   test('every refusal is one line', () => {
     for (const argv of [['--nope'], ['--listen', '::1:2']]) expect(refusal(argv)).not.toContain('\n');
     expect(refusal([], { CONTAINERS: 'true' })).not.toContain('\n');
+  });
+});
+
+describe('config file, metrics and client flags', () => {
+  test('--config and CONFIG name the file; preset variables are then not read from the environment', () => {
+    const c = config(['--config', '/etc/dsf.yaml'], { CONTAINERS: 'true', PRESET: 'linuxserver' });
+    expect(c).toMatchObject({ command: 'serve', configFile: '/etc/dsf.yaml', policy: undefined, clients: undefined });
+    expect(config([], { CONFIG: '/etc/dsf.json' }).configFile).toBe('/etc/dsf.json');
+    expect(config(['--config', '/a.yaml'], { CONFIG: '/b.yaml' }).configFile).toBe('/a.yaml');
+  });
+
+  test('validate FILE', () => {
+    expect(config(['validate', 'policy.yaml'])).toMatchObject({ command: 'validate', configFile: 'policy.yaml' });
+    expect(refusal(['validate'])).toBe('usage: docker-socket-filter validate FILE');
+    expect(refusal(['validate', 'a.yaml', '--config', 'b.yaml'])).toBe('`validate` takes its FILE itself, not `--config`');
+    expect(refusal(['validate', 'a.yaml', '--print-policy'])).toBe('only one of --print-policy, validate can be given');
+  });
+
+  test('check --client/--listener', () => {
+    expect(config(['check', '--config', 'p.yaml', '--client', '172.25.0.2', '--listener', 'tcp', 'GET', '/_ping']).check).toEqual({
+      method: 'GET',
+      target: '/_ping',
+      client: { address: '172.25.0.2', listener: 'tcp' },
+    });
+    expect(config(['check', '--config', 'p.yaml', '--listener', 'ro', 'GET', '/_ping']).check?.client).toEqual({ listener: 'ro' });
+    expect(refusal(['check', '--client', '172.25.0.2', 'GET', '/_ping'])).toBe('option `--client` needs `--config FILE`: clients are defined in a policy file');
+    expect(refusal(['--client', '172.25.0.2', '--config', 'p.yaml'])).toBe('option `--client` only applies to `check`');
+    expect(refusal(['check', '--config', 'p.yaml', '--client', 'traefik', 'GET', '/'])).toBe('--client `traefik`: expected an IP address');
+    expect(refusal(['check', '--config', 'p.yaml', '--listener', 'a b', 'GET', '/'])).toBe('--listener `a b`: expected a listener name');
+  });
+
+  test('--metrics-listen and METRICS_LISTEN; never a Docker API address', () => {
+    expect(config(['--metrics-listen', '127.0.0.1:9180']).metricsListen).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 9180 });
+    expect(config([], { METRICS_LISTEN: 'unix:/run/m.sock' }).metricsListen).toEqual({ kind: 'unix', path: '/run/m.sock' });
+    expect(config([]).metricsListen).toBeUndefined();
+    expect(refusal(['--metrics-listen', '127.0.0.1:2375'])).toBe(
+      'the metrics address 127.0.0.1:2375 is also a Docker API address (127.0.0.1:2375): metrics get a listener of their own',
+    );
+    expect(refusal(['--listen', 'unix:/run/a.sock', '--metrics-listen', 'unix:/run/a.sock'])).toMatch(/is also a Docker API address/);
+    expect(config(['--listen', '127.0.0.1:2375', '--metrics-listen', '127.0.0.2:2375']).metricsListen).toMatchObject({ port: 2375 });
+  });
+
+  test('origins say where each setting came from', () => {
+    expect(config(['--listen', ':1', '--grace', '1'], { SOCKET_PATH: '/x', MAX_CONNECTIONS: '5' }).origins).toEqual({
+      listen: 'flag',
+      socketPath: 'env',
+      logLevel: 'default',
+      socketMode: 'default',
+      graceMs: 'flag',
+      maxConnections: 'env',
+      maxUpstreamConnections: 'default',
+      metricsListen: 'default',
+    });
   });
 });

@@ -134,6 +134,6 @@ describe('filters share nothing mutable', () => {
     expect(readOnly.evaluate('POST', '/v1.41/containers/create').allowed).toBe(false);
     expect(writer.evaluate('POST', '/v1.41/containers/create').allowed).toBe(true);
     expect(readOnly.evaluate('POST', '/v1.41/containers/create').allowed).toBe(false);
-    expect(Object.isFrozen(readOnly.policy.rules)).toBe(true);
+    expect(Object.isFrozen(readOnly.policy?.rules)).toBe(true);
   });
 });

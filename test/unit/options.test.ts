@@ -15,6 +15,7 @@ describe('createSocketFilter options', () => {
     const filter = createSocketFilter();
     expect(filter.options).toEqual({
       policy: filter.policy,
+      clients: undefined,
       socketPath: '/var/run/docker.sock',
       minApiVersion: '1.24',
       onRequest: undefined,
@@ -22,7 +23,7 @@ describe('createSocketFilter options', () => {
       upstreamWaitTimeoutMs: 10_000,
       uploadIdleTimeoutMs: 60_000,
     });
-    expect(filter.policy.name).toBe('tecnativa');
+    expect(filter.policy?.name).toBe('tecnativa');
     expect(Object.isFrozen(filter)).toBe(true);
     expect(Object.isFrozen(filter.options)).toBe(true);
   });
