@@ -1,5 +1,6 @@
 import type { Policy, Rule } from '../policy/types.js';
 import { readSettings, type EnvLike } from './env.js';
+import { HOST_DEFAULTS, protectHostFromEnv } from './host.js';
 import { DEFAULT_GRANTED, DOCKER_SECTIONS, WRITE_GATE, actionRule, sectionHints, sectionRule } from './sections.js';
 
 const SECTION_PATHS: Readonly<Record<string, string>> = Object.freeze(
@@ -42,6 +43,8 @@ export const TECNATIVA_DEFAULTS: Readonly<Record<string, boolean>> = Object.free
  */
 export function tecnativaPreset(env: EnvLike = process.env): Policy {
   const settings = readSettings(TECNATIVA_DEFAULTS, env);
+  const hostSettings = readSettings(HOST_DEFAULTS, env);
+  const protectHost = protectHostFromEnv(env, hostSettings);
   const rules: Rule[] = [];
   if (!settings.POST) rules.push(WRITE_GATE);
   if (settings.ALLOW_RESTARTS) rules.push(actionRule('ALLOW_RESTARTS', '/containers', ['stop', 'restart', 'kill']));
@@ -54,6 +57,7 @@ export function tecnativaPreset(env: EnvLike = process.env): Policy {
     name: 'tecnativa',
     rules: Object.freeze(rules),
     hints: Object.freeze({ sections: Object.freeze(sectionHints(SECTION_PATHS)), write: 'POST=1' }),
-    source: Object.freeze({ preset: 'tecnativa', settings: Object.freeze(settings) }),
+    source: Object.freeze({ preset: 'tecnativa', settings: Object.freeze({ ...settings, ...hostSettings }) }),
+    ...(protectHost === undefined ? {} : { protectHost }),
   });
 }

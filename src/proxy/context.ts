@@ -71,7 +71,7 @@ export function decideAndLog(
   log: Debugger,
   method: string,
   target: string,
-  request: { readonly upgrade: boolean; readonly bodyLength: number },
+  request: RequestInfo & { readonly upgrade: boolean; readonly bodyLength: number },
 ): Decision {
   const decision = decide(context.evaluate, method, target, request);
   if (log.enabled) {

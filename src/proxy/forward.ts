@@ -349,6 +349,10 @@ class Exchange implements UpstreamUser {
  * during the body (the caller cuts the response). Throws synchronously for a path that cannot be
  * sent; nothing was sent then.
  *
+ * `body`, when given, is the request's whole body, already read from the client for a body check:
+ * it is sent with `Content-Length` (whatever the client's framing was), so the bytes dockerd reads
+ * are exactly the bytes that were judged. Without it the body streams from `req`.
+ *
  * @example
  * ```ts
  * forwardRequest(pool, open, req, res, decision.path, framing.bodyLength, (error) => fail(error));
@@ -362,9 +366,11 @@ export function forwardRequest(
   path: string,
   bodyLength: number,
   onError: (error: Error) => void,
+  body?: Buffer,
 ): void {
   if (!SENDABLE_PATH.test(path)) throw new TypeError(`The decided path cannot be sent: ${JSON.stringify(path.slice(0, 100))}`);
-  const exchange = new Exchange(pool, req, res, bodyLength, onError);
+  // A body already read counts as sent: nothing more comes from the client.
+  const exchange = new Exchange(pool, req, res, body === undefined ? bodyLength : 0, onError);
   const connection = pool.acquire(exchange);
   exchange.connection = connection;
   // Registered in `open` until it closes, so the proxy's close() can end it. A client that goes
@@ -375,6 +381,14 @@ export function forwardRequest(
     open.delete(res);
     if (!res.writableFinished) exchange.abandon();
   });
+  if (body !== undefined) {
+    const socket = connection.socket;
+    socket.cork();
+    socket.write(requestHead(req, path, body.length), 'latin1');
+    if (body.length > 0) socket.write(body);
+    socket.uncork();
+    return;
+  }
   connection.socket.write(requestHead(req, path, bodyLength), 'latin1');
   if (bodyLength !== 0) exchange.sendBody();
 }

@@ -5,6 +5,7 @@ import { checkBeforeDeciding, decideAndLog, loggablePath, reportWhenClosed, type
 import { sendJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 import { forwardRequest } from './forward.js';
+import { satisfyObligations } from './obligations.js';
 
 const log = createDebug('docker-socket-filter:proxy');
 
@@ -104,11 +105,21 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       return;
     }
 
+    const contentType = req.headers['content-type'];
     const decision = decideAndLog(context, log, method, target, {
       upgrade: false,
       bodyLength: framing.bodyLength,
+      ...(contentType === undefined ? {} : { contentType }),
     });
-    reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason);
+    // A decision with obligations may still change once they are met: it is reported as it ends.
+    const pending = decision.allowed && decision.obligations !== undefined;
+    const reported =
+      context.onRequest === undefined
+        ? undefined
+        : { method, path: decision.path, allowed: decision.allowed, rule: decision.rule, reason: decision.reason, upgrade: false };
+    if (reported !== undefined) {
+      reportWhenClosed(context, res, started, reported, () => (res.headersSent ? res.statusCode : upstreamFailed ? 502 : 499));
+    }
     if (!decision.allowed || decision.path === null) {
       // A refused request's body is drained by Node, keeping the connection usable for the next one.
       sendJsonError(res, decision.allowed ? 400 : decision.status, decision.reason);
@@ -144,11 +155,29 @@ export function createWebHandler(context: ProxyContext): WebHandler {
         }),
       );
     };
-    try {
-      forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, onError);
-    } catch (error) {
-      // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
-      onError(error instanceof Error ? error : new Error(String(error)));
+    const forward = (body?: Buffer): void => {
+      try {
+        forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, onError, body);
+      } catch (error) {
+        // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
+        onError(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+    if (!pending) {
+      forward();
+      return;
     }
+    // A body check or a question to dockerd first (see `Decision.obligations`).
+    void satisfyObligations(context, req, method, target, decision).then((outcome) => {
+      const final = outcome.decision;
+      if (reported !== undefined) Object.assign(reported, { allowed: outcome.forward, rule: final.rule, reason: final.reason });
+      if (res.destroyed) return;
+      if (!outcome.forward) {
+        log('%s %s -> %d %s', method, loggablePath(path), outcome.status, final.rule);
+        sendJsonError(res, outcome.status, outcome.message, { close: outcome.close });
+        return;
+      }
+      forward(outcome.body);
+    });
   };
 }
