@@ -130,6 +130,7 @@ export function checkVolumeDriver(
 export function checkHostPath(path: string, field: string, context: CheckContext): Violation | undefined {
   const problem = hostPathProblem(path, context.settings);
   if (problem === null) return undefined;
+  if (!problem.listable) return refuse(null, field, `is ${shown(path)}, which ${problem.why}`);
   return needsEntry('allowBindMounts', field, `is ${shown(path)}, which ${problem.why}`, problem.path);
 }
 
@@ -313,9 +314,11 @@ export function checkHostConfig(config: Struct, prefix: string, context: CheckCo
   return undefined;
 }
 
+/** Runtime names dockerd reserves for its own runc (a configuration cannot redefine them). */
+const BUILTIN_RUNTIMES = new Set(['', 'runc', 'io.containerd.runc.v2', 'io.containerd.runtime.v1.linux']);
+
 function checkRuntime(runtime: string, field: string, context: CheckContext): Violation | undefined {
-  // `runc` is reserved by dockerd: it is always the stock runc.
-  if (runtime === '' || runtime === 'runc' || runtime === context.daemon?.defaultRuntime) return undefined;
+  if (BUILTIN_RUNTIMES.has(runtime) || runtime === context.daemon?.defaultRuntime) return undefined;
   return refuse('allowUnconfined', field, `is ${shown(runtime)}, not the daemon's default runtime`);
 }
 

@@ -162,7 +162,10 @@ export function createHostGuard(
       return deny(violation.status, ruleOf(violation), reason, violation.field === '' ? undefined : violation.field);
     };
 
-    if ('refuse' in route) return refuse(route.refuse);
+    if ('refuse' in route) {
+      const setting = route.refuse.setting;
+      return setting !== null && setting in HOST_SWITCHES && settings.switches[setting as keyof typeof HOST_SWITCHES] ? allowed : refuse(route.refuse);
+    }
     if ('query' in route) {
       const query = parseQuery(queryOf(allowed.path ?? ''));
       if (query.problem !== null) return deny(400, 'PROTECT_HOST', `${query.problem}, so its parameters cannot be read one way only`, 'query');

@@ -48,14 +48,18 @@ function exposesDaemon(path: string, settings: HostSettings): boolean {
  * hostPathProblem('/var/run', settings); // 'exposes the Docker socket …'
  * ```
  */
-export function hostPathProblem(raw: string, settings: HostSettings): { readonly why: string; readonly path: string } | null {
+export function hostPathProblem(
+  raw: string,
+  settings: HostSettings,
+): { readonly why: string; readonly path: string; readonly listable: boolean } | null {
   const cleaned = cleanAbsolutePath(raw);
-  if (typeof cleaned !== 'string') return { why: cleaned.why, path: raw };
+  // A relative path, or one through `..`, means what the host's symlinks say: no list allows it.
+  if (typeof cleaned !== 'string') return { why: cleaned.why, path: raw, listable: false };
   const allowed = settings.bindMounts;
   if (exposesDaemon(cleaned, settings)) {
     if (allowed.includes(cleaned)) return null;
-    return { why: 'exposes the Docker daemon (its socket, its state, or a directory above them)', path: cleaned };
+    return { why: 'exposes the Docker daemon (its socket, its state, or a directory above them)', path: cleaned, listable: true };
   }
   for (const base of allowed) if (isUnder(cleaned, base)) return null;
-  return { why: 'is a host path outside the allowed directories', path: cleaned };
+  return { why: 'is a host path outside the allowed directories', path: cleaned, listable: true };
 }
