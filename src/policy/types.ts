@@ -71,6 +71,13 @@ export interface Obligations {
    */
   readonly existingVolumes?: { readonly names: readonly string[]; readonly rule: string; readonly reason: string };
   /**
+   * Forward only when none of these networks (a name, an ID or an ID prefix, as the request gives
+   * them) is the host's network (driver `host`): dockerd resolves them as it resolves the word
+   * `host`. Otherwise refuse with `403`, `rule` and `reason` (in which `{name}` stands for the
+   * network).
+   */
+  readonly notHostNetworks?: { readonly names: readonly string[]; readonly rule: string; readonly reason: string };
+  /**
    * Forward only when the object the request names is visible to this client (its labels satisfy
    * `labels`); otherwise answer `404` with dockerd's own message for a missing one.
    */

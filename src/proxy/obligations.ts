@@ -156,5 +156,21 @@ export async function satisfyObligations(
       }
     }
   }
+  const networks = decision.obligations?.notHostNetworks;
+  if (networks !== undefined) {
+    for (const name of networks.names) {
+      try {
+        const answer = await askDockerd(context.socketPath, `/networks/${encodeURIComponent(name)}`);
+        // A network dockerd does not know cannot be joined: the request fails there.
+        if (answer.status === 404) continue;
+        if (answer.status !== 200) throw new Error(`dockerd answered ${answer.status}`);
+        const { Driver } = JSON.parse(answer.body.toString('utf8')) as { Driver?: unknown };
+        if (Driver === 'host') return refused({ ...decision, rule: networks.rule }, 403, networks.reason.replaceAll('{name}', JSON.stringify(name)));
+      } catch (error) {
+        log('%s %s: cannot check network: %s', method, loggablePath(target), (error as Error).message);
+        return refused(decision, 502, 'The Docker daemon could not tell whether a network the request names is the host network');
+      }
+    }
+  }
   return { forward: true, decision, body };
 }

@@ -291,6 +291,16 @@ describe('PROTECT_HOST=1: ordinary workloads pass', () => {
     expect(send(C, { Image: 'b', HostConfig: { Binds: ['data:/d'] } }).obligations).toBeUndefined();
   });
 
+  test('a user-defined network (a name, an ID) is asked of dockerd: it could be the host network', () => {
+    const decision = send(C, { Image: 'b', HostConfig: { NetworkMode: 'web_default' }, NetworkingConfig: { EndpointsConfig: { web_default: {}, '8f83fc5b2385': {} } } });
+    expect(decision.allowed).toBe(true);
+    expect(decision.obligations?.notHostNetworks).toMatchObject({ names: ['web_default', '8f83fc5b2385'], rule: 'ALLOW_HOST_NAMESPACES' });
+    const service = send('/v1.41/services/create', { TaskTemplate: { ContainerSpec: { Image: 'b' }, Networks: [{ Target: '8f83fc5b2385ee13' }] } });
+    expect(service.obligations?.notHostNetworks?.names).toEqual(['8f83fc5b2385ee13']);
+    expect(send(C, { Image: 'b', HostConfig: { NetworkMode: 'none' } }).obligations).toBeUndefined();
+    expect(send(C, { Image: 'b', HostConfig: { NetworkMode: 'web_default' } }, { ALLOW_HOST_NAMESPACES: '1' }).obligations).toBeUndefined();
+  });
+
   test('without a body, a checked endpoint asks for it', () => {
     expect(filterWith().evaluate('POST', C, { bodyLength: 300 })).toMatchObject({ allowed: true, obligations: { body: { maxBytes: 1024 * 1024 } } });
   });

@@ -30,8 +30,13 @@ const asStruct = (value: Decoded): Struct => (value instanceof Map ? (value as S
 const asArray = (value: Decoded): readonly Decoded[] => (Array.isArray(value) ? value : []);
 const asString = (value: Decoded): string => (typeof value === 'string' ? value : '');
 
-/** What a body check found: a violation, or the named volumes the request would create if missing. */
-export type BodyVerdict = { readonly violation: Violation } | { readonly volumes: readonly string[] };
+/**
+ * What a body check found: a violation, or what only dockerd can tell: the named volumes the request
+ * would create if missing, and the networks it names that could be the host's under another name.
+ */
+export type BodyVerdict =
+  | { readonly violation: Violation }
+  | { readonly volumes: readonly string[]; readonly networks?: readonly string[] };
 
 /**
  * One endpoint with a body check: how to decode its body, whether dockerd insists on
@@ -43,8 +48,11 @@ export interface BodyEndpoint {
   readonly check: (body: Decoded, context: CheckContext) => BodyVerdict;
 }
 
-const verdict = (violation: Violation | undefined, volumes: readonly string[] = []): BodyVerdict =>
-  violation === undefined ? { volumes } : { violation };
+const verdict = (violation: Violation | undefined, volumes: readonly string[] = [], networks: readonly string[] = []): BodyVerdict =>
+  violation === undefined ? { volumes: [...new Set(volumes)], networks: [...new Set(networks)] } : { violation };
+
+/** Network modes that name no network dockerd could resolve to the host's. */
+const PLAIN_NETWORK_MODES = new Set(['', 'default', 'bridge', 'none', 'host']);
 
 function checkCreate(body: Decoded, context: CheckContext): BodyVerdict {
   const top = asStruct(body);
@@ -57,7 +65,18 @@ function checkCreate(body: Decoded, context: CheckContext): BodyVerdict {
     (inner instanceof Map ? checkHostConfig(inner as Struct, 'HostConfig', context, volumes) : undefined) ??
     checkHostConfig(top, '', context, volumes) ??
     checkEndpoints(top.get('NetworkingConfig'), context);
-  return verdict(violation, [...new Set(volumes)]);
+  // A user-defined network mode or endpoint may be the host network by its ID: dockerd is asked.
+  const networks: string[] = [];
+  if (!context.settings.switches.allowHostNamespaces) {
+    for (const config of [asStruct(inner), top]) {
+      const mode = asString(config.get('NetworkMode'));
+      if (!PLAIN_NETWORK_MODES.has(mode) && !mode.startsWith('container:')) networks.push(mode);
+    }
+    for (const name of asStruct(asStruct(top.get('NetworkingConfig')).get('EndpointsConfig')).keys()) {
+      if (!PLAIN_NETWORK_MODES.has(name)) networks.push(name);
+    }
+  }
+  return verdict(violation, volumes, networks);
 }
 
 /** `NetworkingConfig.EndpointsConfig`: a container attached to the `host` network. */
@@ -96,13 +115,19 @@ function checkService(body: Decoded, context: CheckContext): BodyVerdict {
   const task = asStruct(spec.get('TaskTemplate'));
   const { switches } = context.settings;
   let hostNetwork = false;
+  const targets: string[] = [];
   for (const [networks, field] of [
     [task.get('Networks'), 'TaskTemplate.Networks'],
     [spec.get('Networks'), 'Networks'],
   ] as const) {
     const list = asArray(networks);
     for (let i = 0; i < list.length; i++) {
-      if (asString(asStruct(list[i]).get('Target')) !== 'host') continue;
+      const target = asString(asStruct(list[i]).get('Target'));
+      if (target !== 'host') {
+        // The docker CLI sends the network's ID: dockerd tells whether it is the host's.
+        if (target !== '' && !switches.allowHostNamespaces) targets.push(target);
+        continue;
+      }
       hostNetwork = true;
       if (!switches.allowHostNamespaces) {
         return { violation: { status: 403, setting: 'allowHostNamespaces', field: `${field}[${i}].Target`, what: "is \"host\", the host's network namespace" } };
@@ -126,7 +151,7 @@ function checkService(body: Decoded, context: CheckContext): BodyVerdict {
     (switches.allowUnconfined ? undefined : checkSysctls(container.get('Sysctls'), `${at}.Sysctls`, hostNetwork)) ??
     // Swarm creates a service's named volumes on whichever node runs a task: not checked here.
     checkMounts(container.get('Mounts'), `${at}.Mounts`, context, undefined);
-  return verdict(violation);
+  return verdict(violation, [], targets);
 }
 
 function checkPrivileges(privileges: Struct, field: string, context: CheckContext): Violation | undefined {

@@ -194,18 +194,28 @@ export function createHostGuard(
 
     const result = endpoint.check(decoded, { settings, daemon: request?.daemon });
     if ('violation' in result) return refuse(result.violation);
-    if (result.volumes.length === 0) return allowed;
-    const grant = volumeGrant();
-    if (grant.granted) return allowed;
-    return {
-      ...allowed,
-      obligations: Object.freeze({
-        existingVolumes: Object.freeze({
+    const obligations: { -readonly [K in 'existingVolumes' | 'notHostNetworks']?: NonNullable<Obligations[K]> } = {};
+    if (result.volumes.length > 0) {
+      const grant = volumeGrant();
+      if (!grant.granted) {
+        obligations.existingVolumes = Object.freeze({
           names: Object.freeze([...result.volumes]),
           rule: grant.rule,
           reason: `${prefix}the volume {name} does not exist, and creating it ${grant.needs}`,
-        }),
-      }),
-    };
+        });
+      }
+    }
+    const networks = result.networks ?? [];
+    if (networks.length > 0) {
+      const violation: Violation = { status: 403, setting: 'allowHostNamespaces', field: '', what: '' };
+      obligations.notHostNetworks = Object.freeze({
+        names: Object.freeze([...networks]),
+        rule: 'ALLOW_HOST_NAMESPACES',
+        reason: `${prefix}the network {name} is the host's network; ${needs(violation, settings.naming)}`,
+      });
+    }
+    return obligations.existingVolumes === undefined && obligations.notHostNetworks === undefined
+      ? allowed
+      : { ...allowed, obligations: Object.freeze(obligations) };
   };
 }
