@@ -36,6 +36,8 @@ export interface StructSchema {
   readonly strict: boolean;
   /** Field names by `foldKey`, built once. */
   readonly folded: ReadonlyMap<string, string>;
+  /** `fields` as a map, for the lookup done per key. */
+  readonly byName: ReadonlyMap<string, Schema>;
 }
 
 /**
@@ -61,7 +63,7 @@ export function struct(fields: Record<string, Schema>, strict: boolean): StructS
     if (folded.has(key)) throw new Error(`fields ${folded.get(key)} and ${name} fold alike`);
     folded.set(key, name);
   }
-  return Object.freeze({ kind: 'struct', fields: Object.freeze({ ...fields }), strict, folded });
+  return Object.freeze({ kind: 'struct', fields: Object.freeze({ ...fields }), strict, folded, byName: new Map(Object.entries(fields)) });
 }
 
 /** Schema shorthands. */
@@ -273,21 +275,29 @@ function readMap(node: Node, of: Schema, path: string, depth: number): Map<strin
 function readStruct(node: Node, schema: StructSchema, path: string, depth: number): Map<string, Decoded> {
   const out = new Map<string, Decoded>();
   const seen = new Set<string>();
+  const { byName } = schema;
   for (const [key, value] of members(node)) {
-    const name = Object.hasOwn(schema.fields, key) ? key : schema.folded.get(foldKey(key));
-    const where = path === '' ? (name ?? key) : `${path}.${name ?? key}`;
-    if (name === undefined) {
-      if (schema.strict) {
-        throw new Refusal(`${where} is not a field this guard knows, so it cannot judge it`, where);
+    let field = byName.get(key);
+    let name = key;
+    if (field === undefined) {
+      const folded = schema.folded.get(foldKey(key));
+      if (folded === undefined) {
+        if (schema.strict) {
+          const where = path === '' ? key : `${path}.${key}`;
+          throw new Refusal(`${where} is not a field this guard knows, so it cannot judge it`, where);
+        }
+        // Go ignores a key that matches no field; its value is not read.
+        continue;
       }
-      // Go ignores a key that matches no field; its value is not read.
-      continue;
+      name = folded;
+      field = byName.get(folded) as Schema;
     }
+    const where = path === '' ? name : `${path}.${name}`;
     if (seen.has(name)) {
       throw new Refusal(`${where} is given twice (keys that differ only in case name the same field for dockerd, which keeps the last one)`, where);
     }
     seen.add(name);
-    const decoded = read(value, schema.fields[name] as Schema, where, depth + 1);
+    const decoded = read(value, field, where, depth + 1);
     if (decoded !== undefined) out.set(name, decoded);
   }
   return out;
