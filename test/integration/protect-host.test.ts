@@ -203,6 +203,9 @@ const RAW_ESCAPES: ReadonlyArray<readonly [string, string, number]> = [
   ['a host sysctl', createBody({ Sysctls: { 'kernel.shm_next_id': '1', 'kernel.panic': '1' } }), 403],
   ['MaskedPaths emptied', createBody({ MaskedPaths: [] }), 403],
   ['CapAdd as one string', createBody({ CapAdd: 'SYS_ADMIN' }), 403],
+  ['a tmpfs with a bind option', createBody({ Tmpfs: { '/x': 'rbind' } }), 403],
+  ['a nested HostConfig', createBody({ HostConfig: { Privileged: true } }), 400],
+  ['HostConfig null next to a top-level Privileged', JSON.stringify({ Image: BUSYBOX_IMAGE, Labels: { [LABEL]: '1' }, HostConfig: null, Privileged: true, NetworkMode: 'none' }), 403],
 ];
 
 describe('PROTECT_HOST=1: raw JSON escapes, in every framing and accepted Content-Type', () => {

@@ -87,6 +87,9 @@ export function checkSysctls(value: Decoded, field: string, hostNetwork: boolean
   return undefined;
 }
 
+/** Mount options that turn a mount into a bind. */
+const isBindOption = (options: readonly string[]): boolean => options.some((option) => option.trim() === 'bind' || option.trim() === 'rbind');
+
 /** Local volume options that mount a network file system (no host path involved). */
 const NETWORK_FILE_SYSTEMS = new Set(['nfs', 'nfs4', 'cifs', 'smb3']);
 
@@ -116,7 +119,7 @@ export function checkVolumeDriver(
   const type = asString(opts.get('type'));
   const device = asString(opts.get('device'));
   const mountOptions = asString(opts.get('o')).split(',');
-  if (mountOptions.includes('bind') || mountOptions.includes('rbind')) {
+  if (isBindOption(mountOptions)) {
     return checkHostPath(device, `${field}["device"]`, context);
   }
   if (type === '' && device === '') return undefined;
@@ -156,7 +159,12 @@ export function checkMounts(value: Decoded, field: string, context: CheckContext
         const problem = checkVolumeDriver(asString(driver.get('Name')), driver.get('Options'), `${at}.VolumeOptions.DriverConfig.Options`, context);
         if (problem !== undefined) return problem;
       }
-    } else if (type !== 'tmpfs' && type !== 'image') {
+    } else if (type === 'tmpfs') {
+      const options = asArray(asStruct(mount.get('TmpfsOptions'))?.get('Options')) ?? [];
+      if (isBindOption(options.map((option) => asString(asArray(option)?.[0])))) {
+        return refuse(null, `${at}.TmpfsOptions.Options`, 'has a bind option, which makes the runtime bind a path of its own instead of mounting a tmpfs');
+      }
+    } else if (type !== 'image') {
       return refuse(null, `${at}.Type`, `is ${shown(type)}, not a mount type this guard can judge (bind, volume, tmpfs, image)`, 400);
     }
   }
@@ -307,6 +315,12 @@ export function checkHostConfig(config: Struct, prefix: string, context: CheckCo
   }
   const mounts = checkMounts(config.get('Mounts'), at('Mounts'), context, volumes);
   if (mounts !== undefined) return mounts;
+  const tmpfs = asStruct(config.get('Tmpfs'));
+  for (const [target, options] of tmpfs ?? []) {
+    if (isBindOption(asString(options).split(','))) {
+      return refuse(null, `${at('Tmpfs')}[${JSON.stringify(target)}]`, 'has a bind option, which makes the runtime bind a path of its own instead of mounting a tmpfs');
+    }
+  }
   const volumesFrom = asArray(config.get('VolumesFrom'));
   if (volumesFrom !== undefined && volumesFrom.length > 0 && !switches.allowVolumesFrom) {
     return refuse('allowVolumesFrom', `${at('VolumesFrom')}[0]`, `mounts the volumes of the container ${shown(asString(volumesFrom[0]))}`);

@@ -19,7 +19,8 @@ export const MOUNT: StructSchema = struct(
   {
     Type: STRING,
     Source: STRING,
-    ...fields(['Target', 'ReadOnly', 'Consistency', 'BindOptions', 'ImageOptions', 'TmpfsOptions', 'ClusterOptions']),
+    ...fields(['Target', 'ReadOnly', 'Consistency', 'BindOptions', 'ImageOptions', 'ClusterOptions']),
+    TmpfsOptions: struct({ SizeBytes: ANY, Mode: ANY, Options: arrayOf(arrayOf(STRING)) }, true),
     VolumeOptions: struct({ NoCopy: ANY, Labels: ANY, Subpath: STRING, DriverConfig: DRIVER }, true),
   },
   true,
@@ -44,9 +45,10 @@ const HOST_CONFIG_FIELDS: Record<string, Schema> = {
   ...fields([
     'ContainerIDFile', 'LogConfig', 'PortBindings', 'RestartPolicy', 'AutoRemove', 'ConsoleSize', 'CapDrop', 'Dns',
     'DnsOptions', 'DnsSearch', 'ExtraHosts', 'GroupAdd', 'Links', 'OomScoreAdj', 'PublishAllPorts', 'ReadonlyRootfs',
-    'StorageOpt', 'Tmpfs', 'ShmSize', 'Isolation', 'Init',
+    'StorageOpt', 'ShmSize', 'Isolation', 'Init',
   ]),
   Binds: arrayOf(STRING),
+  Tmpfs: mapOf(STRING),
   NetworkMode: STRING,
   VolumeDriver: STRING,
   VolumesFrom: arrayOf(STRING),
