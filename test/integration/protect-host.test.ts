@@ -209,6 +209,16 @@ const RAW_ESCAPES: ReadonlyArray<readonly [string, string, number]> = [
 ];
 
 describe('PROTECT_HOST=1: raw JSON escapes, in every framing and accepted Content-Type', () => {
+  it("dockerd 20.10 reads top-level HostConfig fields when HostConfig is absent (why the guard judges them)", async () => {
+    const created = await dockerRequest(socketPath, 'POST', '/containers/create?name=dsf-ph-toplevel', {
+      Image: BUSYBOX_IMAGE, Labels: { [LABEL]: '1' }, NetworkMode: 'none', Privileged: true,
+    });
+    expect(created.status).toBe(201);
+    const inspect = JSON.parse((await dockerRequest(socketPath, 'GET', '/containers/dsf-ph-toplevel/json')).body);
+    expect(inspect.HostConfig.Privileged).toBe(true);
+    await removeByLabel();
+  });
+
   it.each(RAW_ESCAPES)('%s', async (_name, text, status) => {
     const before = await state();
     for (const options of [{}, { chunked: true }, { contentType: 'Application/JSON; charset=utf-8' }]) {

@@ -33,6 +33,11 @@ const asString = (value: Decoded): string => (typeof value === 'string' ? value 
 /**
  * What a body check found: a violation, or what only dockerd can tell: the named volumes the request
  * would create if missing, and the networks it names that could be the host's under another name.
+ *
+ * @example
+ * ```ts
+ * const verdict: BodyVerdict = { volumes: ['data'], networks: ['web_default'] };
+ * ```
  */
 export type BodyVerdict =
   | { readonly violation: Violation }
@@ -41,6 +46,11 @@ export type BodyVerdict =
 /**
  * One endpoint with a body check: how to decode its body, whether dockerd insists on
  * `Content-Type: application/json` (`httputils.CheckForJSON`), and the check.
+ *
+ * @example
+ * ```ts
+ * const verdict = CREATE.check(decode(tree, CREATE.schema, ''), context);
+ * ```
  */
 export interface BodyEndpoint {
   readonly schema: Schema;
@@ -198,6 +208,7 @@ function checkCheckpointCreate(body: Decoded, context: CheckContext): BodyVerdic
   return verdict(directory === '' ? undefined : checkHostPath(directory, 'CheckpointDir', context));
 }
 
+/** The checked endpoints, by what they carry. */
 export const CREATE: BodyEndpoint = { schema: CREATE_BODY, needsJsonType: true, check: checkCreate };
 export const UPDATE: BodyEndpoint = { schema: UPDATE_BODY, needsJsonType: true, check: checkUpdate };
 export const EXEC: BodyEndpoint = { schema: EXEC_BODY, needsJsonType: true, check: checkExec };

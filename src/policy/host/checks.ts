@@ -45,7 +45,14 @@ const asStruct = (value: Decoded): Struct | undefined => (value instanceof Map ?
 const asArray = (value: Decoded): readonly Decoded[] | undefined => (Array.isArray(value) ? value : undefined);
 const asString = (value: Decoded): string => (typeof value === 'string' ? value : '');
 const join = (prefix: string, name: string): string => (prefix === '' ? name : `${prefix}.${name}`);
-/** A value safe to show in a reason: short, and quoted. */
+/**
+ * A value safe to show in a reason: short, and quoted.
+ *
+ * @example
+ * ```ts
+ * shown('/etc'); // '"/etc"'
+ * ```
+ */
 export const shown = (value: string): string => JSON.stringify(value.length > 120 ? `${value.slice(0, 120)}…` : value);
 
 const refuse = (setting: HostSwitch | null, field: string, what: string, status: 400 | 403 = 403): Violation => ({ status, setting, field, what });
@@ -57,7 +64,14 @@ const DEFAULT_CAPABILITIES = new Set([
   'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
 ]);
 
-/** `CapAdd`-like lists. */
+/**
+ * `CapAdd`-like lists: each capability must be a default one or allowed.
+ *
+ * @example
+ * ```ts
+ * checkCapabilities(['SYS_ADMIN'], 'HostConfig.CapAdd', context); // { setting: 'allowCapabilities', … }
+ * ```
+ */
 export function checkCapabilities(values: readonly Decoded[] | undefined, field: string, context: CheckContext): Violation | undefined {
   if (values === undefined) return undefined;
   const allowed = context.settings.capabilities;
@@ -75,6 +89,14 @@ const NAMESPACED_SYSCTLS = new Set([
   'kernel.shm_rmid_forced', 'kernel.domainname',
 ]);
 
+/**
+ * `Sysctls`: only those of the container's own namespaces.
+ *
+ * @example
+ * ```ts
+ * checkSysctls(new Map([['kernel.panic', '1']]), 'HostConfig.Sysctls', false); // { setting: 'allowUnconfined', … }
+ * ```
+ */
 export function checkSysctls(value: Decoded, field: string, hostNetwork: boolean): Violation | undefined {
   const sysctls = asStruct(value);
   if (sysctls === undefined) return undefined;
@@ -98,6 +120,11 @@ const NETWORK_FILE_SYSTEMS = new Set(['nfs', 'nfs4', 'cifs', 'smb3']);
  * `local` driver takes exactly `type`, `o`, `device` and `size`, and mounts `device` with `o`: with
  * `bind` (or `rbind`) among the options, `device` is a host path; `tmpfs` and network file systems
  * name none. Anything else, and any other driver's options, cannot be judged here.
+ *
+ * @example
+ * ```ts
+ * checkVolumeDriver('local', new Map([['type', 'none'], ['o', 'bind'], ['device', '/etc']]), 'DriverOpts', context);
+ * ```
  */
 export function checkVolumeDriver(
   driver: string,
@@ -130,6 +157,14 @@ export function checkVolumeDriver(
   return refuse('allowVolumeOptions', `${field}["type"]`, `mounts a ${shown(type)} file system from ${shown(device)}, which this guard cannot judge`);
 }
 
+/**
+ * A host path a client wants bound (see `hostPathProblem`).
+ *
+ * @example
+ * ```ts
+ * checkHostPath('/etc', 'HostConfig.Binds[0]', context); // { setting: 'allowBindMounts', entry: '/etc', … }
+ * ```
+ */
 export function checkHostPath(path: string, field: string, context: CheckContext): Violation | undefined {
   const problem = hostPathProblem(path, context.settings);
   if (problem === null) return undefined;
@@ -137,7 +172,14 @@ export function checkHostPath(path: string, field: string, context: CheckContext
   return needsEntry('allowBindMounts', field, `is ${shown(path)}, which ${problem.why}`, problem.path);
 }
 
-/** `Mounts[]` of a container or a service. Named volumes go to `volumes`. */
+/**
+ * `Mounts[]` of a container or a service. Named volumes go to `volumes`.
+ *
+ * @example
+ * ```ts
+ * checkMounts(decoded.get('Mounts'), 'HostConfig.Mounts', context, volumes);
+ * ```
+ */
 export function checkMounts(value: Decoded, field: string, context: CheckContext, volumes: string[] | undefined): Violation | undefined {
   const mounts = asArray(value);
   if (mounts === undefined) return undefined;
@@ -186,12 +228,19 @@ function securityOptProblem(option: string): string | null {
   return 'weakens confinement';
 }
 
-export function checkSecurityOpt(value: Decoded, field: string): Violation | undefined {
+function checkSecurityOpt(value: Decoded, field: string): Violation | undefined {
   const options = asArray(value);
   return options === undefined ? undefined : checkSecurityOptValues(options.map(asString), field);
 }
 
-/** `SecurityOpt` values (also `build`'s `securityopt` query values). */
+/**
+ * `SecurityOpt` values (also `build`'s `securityopt` query values).
+ *
+ * @example
+ * ```ts
+ * checkSecurityOptValues(['seccomp=unconfined'], 'HostConfig.SecurityOpt'); // { setting: 'allowUnconfined', … }
+ * ```
+ */
 export function checkSecurityOptValues(options: readonly string[], field: string): Violation | undefined {
   for (let i = 0; i < options.length; i++) {
     const option = options[i] as string;
@@ -275,11 +324,16 @@ function namespaceProblem(name: string, mode: string, context: CheckContext): st
 const NAMESPACE_FIELDS = ['PidMode', 'IpcMode', 'UTSMode', 'UsernsMode', 'CgroupnsMode', 'NetworkMode', 'Cgroup'] as const;
 
 /** Whether a decoded network mode is the host's. */
-export const isHostNetwork = (mode: Decoded): boolean => asString(mode) === 'host';
+const isHostNetwork = (mode: Decoded): boolean => asString(mode) === 'host';
 
 /**
  * A `HostConfig` (or the deprecated top-level one of 20.10, `prefix` `''`), including the
  * `Resources` it embeds. Named volumes go to `volumes`.
+ *
+ * @example
+ * ```ts
+ * checkHostConfig(hostConfig, 'HostConfig', context, volumes);
+ * ```
  */
 export function checkHostConfig(config: Struct, prefix: string, context: CheckContext, volumes: string[]): Violation | undefined {
   const { switches } = context.settings;
@@ -336,7 +390,14 @@ function checkRuntime(runtime: string, field: string, context: CheckContext): Vi
   return refuse('allowUnconfined', field, `is ${shown(runtime)}, not the daemon's default runtime`);
 }
 
-/** The `Resources` part of a HostConfig or an update: devices and the cgroup parent. */
+/**
+ * The `Resources` part of a HostConfig or an update: devices and the cgroup parent.
+ *
+ * @example
+ * ```ts
+ * checkResources(update, '', context);
+ * ```
+ */
 export function checkResources(config: Struct, prefix: string, context: CheckContext): Violation | undefined {
   const { switches } = context.settings;
   if (!switches.allowDevices) {

@@ -20,15 +20,27 @@ import { foldKey, goUtf8Decode } from './go-text.js';
  *   400, so nothing that works is lost), except in `any` fields, which are not judged.
  */
 
-/** How a value is read: a Go type, as far as the checks need it. */
+/**
+ * How a value is read: a Go type, as far as the checks need it.
+ *
+ * @example
+ * ```ts
+ * const binds: Schema = arrayOf(STRING);
+ * ```
+ */
 export type Schema =
-  | { readonly kind: 'string' | 'bool' | 'number' | 'any' | 'strslice' }
+  | { readonly kind: 'string' | 'bool' | 'any' | 'strslice' }
   | { readonly kind: 'array' | 'map'; readonly of: Schema }
   | StructSchema;
 
 /**
  * A Go struct: its JSON field names (as dockerd's API spells them), and whether a key matching
  * none of them is refused.
+ *
+ * @example
+ * ```ts
+ * const exec: StructSchema = struct({ Privileged: BOOL }, true);
+ * ```
  */
 export interface StructSchema {
   readonly kind: 'struct';
@@ -44,6 +56,12 @@ export interface StructSchema {
  * A decoded value: a string, boolean, number, an array, a `Map` (a Go map or a struct, whose keys
  * are then the fields' canonical names), or `undefined` for absent (or `null`). `any` fields are left
  * as their parse tree (`Node`), unjudged.
+ *
+ * @example
+ * ```ts
+ * const decoded = decode(tree, EXEC_BODY, '') as ReadonlyMap<string, Decoded>;
+ * decoded.get('Privileged'); // true
+ * ```
  */
 export type Decoded = string | boolean | number | undefined | readonly Decoded[] | ReadonlyMap<string, Decoded> | Node;
 
@@ -66,10 +84,16 @@ export function struct(fields: Record<string, Schema>, strict: boolean): StructS
   return Object.freeze({ kind: 'struct', fields: Object.freeze({ ...fields }), strict, folded, byName: new Map(Object.entries(fields)) });
 }
 
-/** Schema shorthands. */
+/**
+ * Schema shorthands: Go's string, bool, number; `ANY` for a field that is not judged.
+ *
+ * @example
+ * ```ts
+ * struct({ Privileged: BOOL, Binds: arrayOf(STRING), Labels: mapOf(STRING), Healthcheck: ANY }, true);
+ * ```
+ */
 export const STRING: Schema = Object.freeze({ kind: 'string' });
 export const BOOL: Schema = Object.freeze({ kind: 'bool' });
-export const NUMBER: Schema = Object.freeze({ kind: 'number' });
 export const ANY: Schema = Object.freeze({ kind: 'any' });
 /** docker's `strslice.StrSlice` (20.10's `CapAdd`): a string or an array of strings. */
 export const STRSLICE: Schema = Object.freeze({ kind: 'strslice' });
@@ -176,8 +200,6 @@ function typeName(schema: Schema): string {
       return 'a string';
     case 'bool':
       return 'true or false';
-    case 'number':
-      return 'a number';
     case 'strslice':
       return 'a string or an array of strings';
     case 'array':
@@ -204,9 +226,6 @@ function read(node: Node, schema: Schema, path: string, depth: number): Decoded 
     case 'bool':
       if (node.type !== 'boolean') mismatch(schema, path);
       return node.value as boolean;
-    case 'number':
-      if (node.type !== 'number') mismatch(schema, path);
-      return node.value as number;
     case 'strslice':
       if (node.type === 'string') return [goString(node.value as string)];
       if (node.type !== 'array') mismatch(schema, path);
@@ -230,8 +249,6 @@ function zero(schema: Schema): Decoded {
       return '';
     case 'bool':
       return false;
-    case 'number':
-      return 0;
     case 'struct':
       return new Map();
     default:

@@ -121,6 +121,11 @@ function ruleOf(violation: Violation): string {
 /**
  * The volumes a create names and this policy would not let the client create (`VOLUMES` not
  * granted): what to say, and the rule to name.
+ *
+ * @example
+ * ```ts
+ * const grant: VolumeGrant = { granted: false, rule: 'VOLUMES', needs: 'needs VOLUMES=1' };
+ * ```
  */
 export interface VolumeGrant {
   readonly granted: boolean;

@@ -8,7 +8,14 @@ import { checkHostPath, checkSecurityOptValues, type CheckContext, type Violatio
 
 const first = (query: ParsedQuery, key: string): string => query.params.get(key)?.[0] ?? '';
 
-/** `POST /build`: the network, cgroup and security options of the build's containers, and remote contexts. */
+/**
+ * `POST /build`: the network, cgroup and security options of the build's containers, and remote contexts.
+ *
+ * @example
+ * ```ts
+ * checkBuildQuery(parseQuery('networkmode=host'), context); // { setting: 'allowHostNetworkBuild', … }
+ * ```
+ */
 export function checkBuildQuery(query: ParsedQuery, context: CheckContext): Violation | undefined {
   const { switches } = context.settings;
   const network = first(query, 'networkmode');
@@ -32,7 +39,14 @@ export function checkBuildQuery(query: ParsedQuery, context: CheckContext): Viol
   return undefined;
 }
 
-/** `POST /images/create`: `fromSrc` other than `-` (the body) is a URL the daemon fetches. */
+/**
+ * `POST /images/create`: `fromSrc` other than `-` (the body) is a URL the daemon fetches.
+ *
+ * @example
+ * ```ts
+ * checkImageCreateQuery(parseQuery('fromSrc=http%3A%2F%2Fx'), context); // { setting: 'allowRemoteFetch', … }
+ * ```
+ */
 export function checkImageCreateQuery(query: ParsedQuery, context: CheckContext): Violation | undefined {
   const source = first(query, 'fromSrc');
   if (source !== '' && source !== '-' && !context.settings.switches.allowRemoteFetch) {
@@ -41,7 +55,14 @@ export function checkImageCreateQuery(query: ParsedQuery, context: CheckContext)
   return undefined;
 }
 
-/** `POST /containers/<id>/start`: a checkpoint restored from a directory on the host. */
+/**
+ * `POST /containers/<id>/start`: a checkpoint restored from a directory on the host.
+ *
+ * @example
+ * ```ts
+ * checkStartQuery(parseQuery('checkpoint=c&checkpoint-dir=%2Fetc'), context); // { setting: 'allowBindMounts', … }
+ * ```
+ */
 export function checkStartQuery(query: ParsedQuery, context: CheckContext): Violation | undefined {
   const checkpoint = first(query, 'checkpoint');
   if (checkpoint.includes('/') || checkpoint === '..' || checkpoint === '.') {

@@ -15,7 +15,7 @@ const fields = (names: readonly string[], schema: Schema = ANY): Record<string, 
 const DRIVER = struct({ Name: STRING, Options: mapOf(STRING) }, true);
 
 /** `mount.Mount` (`HostConfig.Mounts[]`, service `ContainerSpec.Mounts[]`). */
-export const MOUNT: StructSchema = struct(
+const MOUNT: StructSchema = struct(
   {
     Type: STRING,
     Source: STRING,
@@ -70,7 +70,7 @@ const HOST_CONFIG_FIELDS: Record<string, Schema> = {
   ...RESOURCES,
 };
 
-export const HOST_CONFIG: StructSchema = struct(HOST_CONFIG_FIELDS, true);
+const HOST_CONFIG: StructSchema = struct(HOST_CONFIG_FIELDS, true);
 
 /** `container.Config`: nothing in it reaches the host. */
 const CONFIG_FIELDS = fields([
@@ -85,6 +85,11 @@ const CONFIG_FIELDS = fields([
  * is read into a HostConfig that dockerd uses when `"HostConfig"` is absent or null, and whose
  * `VolumeDriver` and some resources it merges into the inner one otherwise); `container.CreateRequest`
  * from 27.0 on. Top-level HostConfig fields are judged like `HostConfig`'s, whatever the release.
+ *
+ * @example
+ * ```ts
+ * const decoded = decode(tree, CREATE_BODY, '');
+ * ```
  */
 export const CREATE_BODY: StructSchema = struct(
   {

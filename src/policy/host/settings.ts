@@ -5,7 +5,14 @@ import type { ProtectHost } from '../types.js';
  * The `protectHost` section of a policy, validated and normalised once. Pure: no `node:` imports.
  */
 
-/** The switches of `protectHost`, each with the preset variable that sets it. */
+/**
+ * The switches of `protectHost`, each with the preset variable that sets it.
+ *
+ * @example
+ * ```ts
+ * HOST_SWITCHES.allowPrivileged; // 'ALLOW_PRIVILEGED'
+ * ```
+ */
 export const HOST_SWITCHES = Object.freeze({
   allowPrivileged: 'ALLOW_PRIVILEGED',
   allowHostNamespaces: 'ALLOW_HOST_NAMESPACES',
@@ -18,7 +25,14 @@ export const HOST_SWITCHES = Object.freeze({
   allowRemoteFetch: 'ALLOW_REMOTE_FETCH',
 } as const);
 
-/** The lists of `protectHost`, each with the preset variable that sets it. */
+/**
+ * The lists of `protectHost`, each with the preset variable that sets it.
+ *
+ * @example
+ * ```ts
+ * HOST_LISTS.allowBindMounts; // 'ALLOW_BIND_MOUNTS'
+ * ```
+ */
 export const HOST_LISTS = Object.freeze({
   allowCapabilities: 'ALLOW_CAPABILITIES',
   allowBindMounts: 'ALLOW_BIND_MOUNTS',
