@@ -82,8 +82,10 @@ function checkCreate(body: Decoded, context: CheckContext): BodyVerdict {
       const mode = asString(config.get('NetworkMode'));
       if (!PLAIN_NETWORK_MODES.has(mode) && !mode.startsWith('container:')) networks.push(mode);
     }
-    for (const name of asStruct(asStruct(top.get('NetworkingConfig')).get('EndpointsConfig')).keys()) {
+    for (const [name, endpoint] of asStruct(asStruct(top.get('NetworkingConfig')).get('EndpointsConfig'))) {
       if (!PLAIN_NETWORK_MODES.has(name)) networks.push(name);
+      const id = asString(asStruct(endpoint).get('NetworkID'));
+      if (id !== '') networks.push(id);
     }
   }
   return verdict(violation, volumes, networks);

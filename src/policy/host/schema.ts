@@ -97,10 +97,8 @@ export const CREATE_BODY: StructSchema = struct(
     ...HOST_CONFIG_FIELDS,
     Cpuset: ANY,
     HostConfig: HOST_CONFIG,
-    NetworkingConfig: struct(
-      { EndpointsConfig: mapOf(ANY) },
-      true,
-    ),
+    // An endpoint names its network by its key, and by `NetworkID` where newer releases read it.
+    NetworkingConfig: struct({ EndpointsConfig: mapOf(struct({ NetworkID: STRING }, false)) }, true),
   },
   true,
 );
