@@ -279,6 +279,7 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
   const evaluate: Evaluate = (method, target, request) => current(method, target, request);
   const proxy = createProxy({
     evaluate,
+    pin: () => current,
     socketPath: resolved.socketPath,
     onRequest: resolved.onRequest,
     maxUpstreamConnections: resolved.maxUpstreamConnections,

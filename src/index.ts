@@ -22,6 +22,6 @@ export type { PolicySpec, RuleSpec } from './policy/define.js';
 export type { PermissionCell, PermissionTable } from './policy/table.js';
 export type { CanonicalTarget, MalformedTarget } from './policy/canonical.js';
 export type { Evaluate } from './policy/evaluate.js';
-export type { Access, ClientInfo, Decision, Method, Policy, RequestInfo, Rule } from './policy/types.js';
+export type { Access, ClientInfo, DaemonFacts, Decision, Method, Obligations, Policy, ProtectHost, RequestInfo, Rule } from './policy/types.js';
 export { SocketFilterError, SocketFilterTypeError, isSocketFilterError } from './errors.js';
 export type { SocketFilterErrorCode } from './errors.js';

@@ -1,5 +1,6 @@
 import picomatch from 'picomatch';
 import { SocketFilterTypeError } from '../errors.js';
+import { resolveProtectHost, type HostSettings } from './host/settings.js';
 import type { Access, Method, Policy, Rule } from './types.js';
 
 /** Bit per method so a rule's method set is one integer test. */
@@ -50,11 +51,13 @@ export interface CompiledPolicy {
   readonly bySection: ReadonlyMap<string, readonly CompiledEntry[]>;
   /** Entries for any other first segment: rules whose globs do not start with a literal segment. */
   readonly otherSections: readonly CompiledEntry[];
+  /** The policy's `protectHost` section, resolved; undefined without one. */
+  readonly protectHost: HostSettings | undefined;
 }
 
 const GLOB_CHARS = /[*?[\]{}()!+@|]/;
 const RULE_KEYS = new Set(['id', 'effect', 'methods', 'access', 'paths', 'query', 'whenQueryTrue', 'reason']);
-const POLICY_KEYS = new Set(['name', 'rules', 'hints', 'source']);
+const POLICY_KEYS = new Set(['name', 'rules', 'hints', 'source', 'protectHost']);
 const HINT_KEYS = new Set(['sections', 'write']);
 
 function invalidRule(where: string, message: string, cause?: unknown): never {
@@ -263,6 +266,9 @@ export function compilePolicy(policy: Policy, at = 'policy'): CompiledPolicy {
   if (typeof policy.name !== 'string' || policy.name.length === 0) invalidPolicy(`${at}.name`, 'must be a non-empty string');
   if (!Array.isArray(policy.rules)) invalidPolicy(`${at}.rules`, 'must be an array of rules');
   validateHints(policy.hints, at);
+  // Reasons name the preset's variables for a preset's policy, the option paths for a custom one.
+  const protectHost =
+    policy.protectHost === undefined ? undefined : resolveProtectHost(policy.protectHost, `${at}.protectHost`, policy.source === undefined ? 'options' : 'env');
 
   interface RuleGlobs {
     readonly rule: Rule;
@@ -320,5 +326,5 @@ export function compilePolicy(policy: Policy, at = 'policy'): CompiledPolicy {
 
   const bySection = new Map<string, readonly CompiledEntry[]>();
   for (const section of sections) bySection.set(section, Object.freeze(entriesFor(section)));
-  return Object.freeze({ policy, bySection, otherSections: Object.freeze(entriesFor(null)) });
+  return Object.freeze({ policy, bySection, otherSections: Object.freeze(entriesFor(null)), protectHost });
 }

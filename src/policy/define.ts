@@ -1,6 +1,7 @@
 import { SocketFilterTypeError } from '../errors.js';
 import { checkRule, METHOD_BITS } from './compile.js';
-import type { Access, Method, Policy, Rule } from './types.js';
+import { normalizeProtectHost } from './host/settings.js';
+import type { Access, Method, Policy, ProtectHost, Rule } from './types.js';
 
 /**
  * A rule in the notation of `definePolicy`: a string `"METHODS GLOB"` (`"GET /containers/json"`,
@@ -36,9 +37,14 @@ export interface PolicySpec {
   readonly extends?: Policy;
   readonly allow?: readonly RuleSpec[];
   readonly deny?: readonly RuleSpec[];
+  /**
+   * Judge the configuration writes carry and refuse host escapes (see `ProtectHost`). Merged over
+   * the extended policy's section, key by key; absent, the extended policy's section is kept.
+   */
+  readonly protectHost?: ProtectHost;
 }
 
-const SPEC_KEYS = new Set(['name', 'extends', 'allow', 'deny']);
+const SPEC_KEYS = new Set(['name', 'extends', 'allow', 'deny', 'protectHost']);
 const RULE_SPEC_KEYS = new Set(['id', 'methods', 'paths', 'access', 'reason']);
 
 function invalid(where: string, message: string): never {
@@ -99,7 +105,8 @@ function toRules(specs: unknown, effect: 'allow' | 'deny'): Rule[] {
  * Globs are picomatch globs over the canonical path without version prefix; `*` never crosses a `/`.
  * The checks that hold for every policy (canonical targets, methods, single-segment container names,
  * API version, start bodies, upgrades as writes) apply as well. Invalid rules throw a `TypeError` naming
- * the rule (`allow[2] ("PATCH /x")`).
+ * the rule (`allow[2] ("PATCH /x")`). `protectHost` turns on the host checks (`protectHost: {}` refuses
+ * every escape; its keys re-open them), validated with its path (`protectHost.allowBindMounts[1]`).
  *
  * @example
  * ```ts
@@ -111,6 +118,10 @@ function toRules(specs: unknown, effect: 'allow' | 'deny'): Rule[] {
  *   extends: tecnativaPreset({ CONTAINERS: '1' }),
  *   allow: ['POST /containers/*\/start', 'POST /containers/*\/stop'],
  *   deny: ['* /containers/*\/exec', '* /containers/*\/archive'],
+ * });
+ * const portainer = definePolicy({
+ *   extends: tecnativaPreset({ CONTAINERS: '1', IMAGES: '1', VOLUMES: '1', POST: '1' }),
+ *   protectHost: { allowBindMounts: ['/srv', '/opt/appdata'] },
  * });
  * ```
  */
@@ -129,9 +140,15 @@ export function definePolicy(spec: PolicySpec): Policy {
     throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The `name` option must be a non-empty string');
   }
   const rules = [...toRules(spec.deny, 'deny'), ...toRules(spec.allow, 'allow'), ...(base?.rules ?? [])];
+  if (spec.protectHost !== undefined) normalizeProtectHost(spec.protectHost, 'protectHost');
+  const protectHost =
+    spec.protectHost === undefined
+      ? base?.protectHost
+      : normalizeProtectHost({ ...(base?.protectHost ?? {}), ...spec.protectHost }, 'protectHost');
   return Object.freeze({
     name: spec.name ?? (base ? `${base.name}+custom` : 'custom'),
     rules: Object.freeze(rules.map((rule) => Object.freeze(rule))),
     ...(base?.hints ? { hints: base.hints } : {}),
+    ...(protectHost === undefined ? {} : { protectHost }),
   });
 }

@@ -8,6 +8,7 @@ import {
   type CompiledEntry,
   type CompiledPolicy,
 } from './compile.js';
+import { createHostGuard, type VolumeGrant } from './host/guard.js';
 import { isFormContentType, isGoTrue, parseQuery, queryOf } from './query.js';
 import type { Decision, Method, RequestInfo } from './types.js';
 
@@ -217,6 +218,13 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
   const sectionHints = new Map(Object.entries(policy.hints?.sections ?? {}));
   const writeHint = policy.hints?.write;
   const minApiVersion = settings.minApiVersion;
+  // `protectHost`: a hook on allowed POSTs only, so other requests pay one comparison. Whether the
+  // policy lets a client create volumes is asked of this evaluator once, when first needed.
+  let volumeGrant: VolumeGrant | undefined;
+  const judgeHost =
+    compiled.protectHost === undefined
+      ? undefined
+      : createHostGuard(compiled.protectHost, () => (volumeGrant ??= grantOfVolumes(evaluate, sectionHints.get('volumes'))));
 
   // First segments by the code of their first character: finding the rules of a request costs a
   // comparison or two instead of slicing the segment and hashing it for a Map lookup. The segments
@@ -287,7 +295,7 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
     return decision;
   }
 
-  return function evaluate(method: string, target: string, request?: RequestInfo): Decision {
+  function evaluate(method: string, target: string, request?: RequestInfo): Decision {
     const parsed = parseTarget(target);
     if ('malformed' in parsed) return malformedDecision(parsed.malformed);
     const { decoded, restStart, restEnd, version } = parsed;
@@ -360,13 +368,15 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
         if (refusal !== undefined) return refusal;
       }
       if (entry.allow) {
-        return {
+        const allowed: Decision = {
           allowed: true,
           status: 200,
           rule: rule.id,
           reason: methodPrefix(bit) + shownPath + entry.reasonSuffix,
           path: forwarded,
         };
+        if (judgeHost === undefined || bit !== METHOD_BITS.POST) return allowed;
+        return judgeHost(allowed, method, shownPath, decoded.slice(restStart, restEnd), request);
       }
       let reason: string;
       if (rule.reason === undefined && entry.access === ACCESS_WRITE && writeHint !== undefined) {
@@ -392,7 +402,15 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
         : `${DENIED_BY}${method} ${shownPath}: it needs ${hint}`,
       forwarded,
     );
-  };
+  }
+  return evaluate;
+}
+
+/** Whether this policy lets a request create a volume, and what to say when it does not. */
+function grantOfVolumes(evaluate: Evaluate, hint: string | undefined): VolumeGrant {
+  const granted = evaluate('POST', '/volumes/create').allowed;
+  if (hint === undefined) return { granted, rule: 'default-deny', needs: 'needs a rule allowing POST /volumes/create' };
+  return { granted, rule: hint.split('=', 1)[0] as string, needs: `needs ${hint}` };
 }
 
 export type { Method };

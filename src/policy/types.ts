@@ -71,6 +71,13 @@ export interface Obligations {
    */
   readonly existingVolumes?: { readonly names: readonly string[]; readonly rule: string; readonly reason: string };
   /**
+   * Forward only when none of these networks (a name, an ID or an ID prefix, as the request gives
+   * them) is the host's network (driver `host`): dockerd resolves them as it resolves the word
+   * `host`. Otherwise refuse with `403`, `rule` and `reason` (in which `{name}` stands for the
+   * network).
+   */
+  readonly notHostNetworks?: { readonly names: readonly string[]; readonly rule: string; readonly reason: string };
+  /**
    * Forward only when the object the request names is visible to this client (its labels satisfy
    * `labels`); otherwise answer `404` with dockerd's own message for a missing one.
    */
@@ -170,7 +177,7 @@ export interface DaemonFacts {
   readonly cgroupVersion?: string;
   /** `ApiVersion` of `/version`. */
   readonly apiVersion?: string;
-  /** `Version` of `/version` (the engine's release). */
+  /** `Version` of `/version` (the engine's release): which default masked paths it applies. */
   readonly engineVersion?: string;
 }
 
@@ -292,4 +299,49 @@ export interface Policy {
     readonly preset: string;
     readonly settings: Readonly<Record<string, boolean>>;
   };
+  /**
+   * Judge the configuration that writes carry (container create, exec, update, volumes, services,
+   * plugins, builds, imports) and refuse what would give the client the host: see `ProtectHost`.
+   * Absent: no body is read, every decision is made on method and target alone.
+   */
+  readonly protectHost?: ProtectHost;
+}
+
+/**
+ * What `protectHost` re-opens. Every switch defaults to `false` and every list to empty: with
+ * `protectHost: {}` every check refuses. The presets set it from `PROTECT_HOST=1` and the `ALLOW_*`
+ * variables named on each key.
+ *
+ * @example
+ * ```ts
+ * const protectHost: ProtectHost = { allowBindMounts: ['/srv', '/opt/appdata'], allowCapabilities: ['NET_ADMIN'] };
+ * ```
+ */
+export interface ProtectHost {
+  /** `ALLOW_PRIVILEGED`: privileged containers and execs. */
+  readonly allowPrivileged?: boolean;
+  /** `ALLOW_HOST_NAMESPACES`: host PID, IPC, UTS, user, cgroup and network namespaces, and another container's. */
+  readonly allowHostNamespaces?: boolean;
+  /** `ALLOW_CAPABILITIES`: capabilities a container may add beyond Docker's defaults (`NET_ADMIN`, or `ALL`). */
+  readonly allowCapabilities?: readonly string[];
+  /** `ALLOW_DEVICES`: host devices, device requests (GPUs) and device cgroup rules. */
+  readonly allowDevices?: boolean;
+  /** `ALLOW_UNCONFINED`: seccomp, AppArmor or SELinux off, fewer masked paths, another runtime or cgroup parent, host sysctls. */
+  readonly allowUnconfined?: boolean;
+  /** `ALLOW_BIND_MOUNTS`: host directories that may be bound (their subdirectories too; a Docker socket, or a directory above one, only when listed exactly). */
+  readonly allowBindMounts?: readonly string[];
+  /** `ALLOW_VOLUMES_FROM`: mounting another container's volumes. */
+  readonly allowVolumesFrom?: boolean;
+  /** `ALLOW_VOLUME_OPTIONS`: volume driver options the guard cannot judge (another driver's, a file system other than tmpfs, NFS or CIFS). */
+  readonly allowVolumeOptions?: boolean;
+  /** `ALLOW_PLUGIN_INSTALL`: installing, upgrading and creating plugins, and setting their mounts and devices. */
+  readonly allowPluginInstall?: boolean;
+  /** `ALLOW_HOST_NETWORK_BUILD`: builds with `networkmode=host`. */
+  readonly allowHostNetworkBuild?: boolean;
+  /** `ALLOW_REMOTE_FETCH`: the daemon fetching a URL (`images/create?fromSrc=<url>`, remote build contexts). */
+  readonly allowRemoteFetch?: boolean;
+  /** Paths of sockets that hand over the daemon; default the usual Docker and containerd sockets (the presets add `SOCKET_PATH`). */
+  readonly dockerSockets?: readonly string[];
+  /** The largest body read for a check, in bytes (default 1 MiB); over it the request is refused with 413. */
+  readonly maxBodyBytes?: number;
 }

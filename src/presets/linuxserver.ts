@@ -1,5 +1,6 @@
 import type { Policy, Rule } from '../policy/types.js';
 import { readSettings, type EnvLike } from './env.js';
+import { HOST_DEFAULTS, protectHostFromEnv } from './host.js';
 import {
   DEFAULT_GRANTED,
   DOCKER_SECTIONS,
@@ -100,6 +101,8 @@ export const LINUXSERVER_DEFAULTS: Readonly<Record<string, boolean>> = Object.fr
  */
 export function linuxserverPreset(env: EnvLike = process.env): Policy {
   const settings = readSettings(LINUXSERVER_DEFAULTS, env);
+  const hostSettings = readSettings(HOST_DEFAULTS, env);
+  const protectHost = protectHostFromEnv(env, hostSettings);
   const rules: Rule[] = subResourceGates(settings);
   for (const gate of [
     execCreateGate(settings, '/containers', 'EXEC', ['POST', 'CONTAINERS', 'EXEC']),
@@ -118,6 +121,7 @@ export function linuxserverPreset(env: EnvLike = process.env): Policy {
     name: 'linuxserver',
     rules: Object.freeze(rules),
     hints: Object.freeze({ sections: Object.freeze(sectionHints(SECTION_PATHS)), write: 'POST=1' }),
-    source: Object.freeze({ preset: 'linuxserver', settings: Object.freeze(settings) }),
+    source: Object.freeze({ preset: 'linuxserver', settings: Object.freeze({ ...settings, ...hostSettings }) }),
+    ...(protectHost === undefined ? {} : { protectHost }),
   });
 }

@@ -1,5 +1,6 @@
 import type { Policy, Rule } from '../policy/types.js';
 import { readSettings, type EnvLike } from './env.js';
+import { HOST_DEFAULTS, protectHostFromEnv } from './host.js';
 import { DEFAULT_GRANTED, DOCKER_SECTIONS, WRITE_GATE, actionRules, execCreateGate, sectionHints, sectionRule } from './sections.js';
 
 const SECTION_PATHS: Readonly<Record<string, string>> = Object.freeze(
@@ -42,6 +43,8 @@ export const TECNATIVA_DEFAULTS: Readonly<Record<string, boolean>> = Object.free
  */
 export function tecnativaPreset(env: EnvLike = process.env): Policy {
   const settings = readSettings(TECNATIVA_DEFAULTS, env);
+  const hostSettings = readSettings(HOST_DEFAULTS, env);
+  const protectHost = protectHostFromEnv(env, hostSettings);
   const rules: Rule[] = [];
   const execGate = execCreateGate(settings, '/containers', 'EXEC', ['POST', 'CONTAINERS', 'EXEC']);
   if (execGate !== undefined) rules.push(execGate);
@@ -56,6 +59,7 @@ export function tecnativaPreset(env: EnvLike = process.env): Policy {
     name: 'tecnativa',
     rules: Object.freeze(rules),
     hints: Object.freeze({ sections: Object.freeze(sectionHints(SECTION_PATHS)), write: 'POST=1' }),
-    source: Object.freeze({ preset: 'tecnativa', settings: Object.freeze(settings) }),
+    source: Object.freeze({ preset: 'tecnativa', settings: Object.freeze({ ...settings, ...hostSettings }) }),
+    ...(protectHost === undefined ? {} : { protectHost }),
   });
 }

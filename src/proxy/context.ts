@@ -19,6 +19,12 @@ export type { Evaluate };
  */
 export interface ProxyContext {
   readonly evaluate: Evaluate;
+  /**
+   * The decision function in force right now, not the indirection `evaluate` goes through: a
+   * request keeps it for every decision it needs (a second one on its body), so that a reload
+   * between the two never applies half a policy to it.
+   */
+  readonly pin: () => Evaluate;
   readonly socketPath: string;
   /** Keep-alive connections to dockerd for plain requests (upgrades get their own). */
   readonly pool: UpstreamPool;
@@ -74,8 +80,9 @@ export function decideAndLog(
   method: string,
   target: string,
   request: RequestInfo & { readonly upgrade: boolean; readonly bodyLength: number; readonly client: ClientInfo },
+  evaluate: Evaluate = context.evaluate,
 ): Decision {
-  const decision = decide(context.evaluate, method, target, request);
+  const decision = decide(evaluate, method, target, request);
   if (log.enabled) {
     log(
       '%s%s %s -> %s %d rule=%s client=%s',

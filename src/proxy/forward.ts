@@ -516,6 +516,10 @@ class Exchange implements UpstreamUser {
  * or during the body (the caller cuts the response). Throws synchronously for a path that cannot be
  * sent; nothing was sent then.
  *
+ * `options.body`, when given, is the request's whole body, already read from the client for a body
+ * check: it is sent with `Content-Length` (whatever the client's framing was), so the bytes dockerd
+ * reads are exactly the bytes that were judged. Without it the body streams from `req`.
+ *
  * @example
  * ```ts
  * forwardRequest(pool, open, req, res, decision.path, framing.bodyLength, { onError: fail }, { uploadIdleTimeoutMs: 60_000 });

@@ -51,6 +51,11 @@ export const PROXY_DEFAULTS = Object.freeze({
 export interface ProxyOptions {
   /** Decides every request; only allowed requests reach dockerd, on exactly `Decision.path`. */
   readonly evaluate: Evaluate;
+  /**
+   * The decision function in force at the moment it is called, when `evaluate` delegates to one
+   * that can be replaced (`filter.update`). Default: `evaluate` itself.
+   */
+  readonly pin?: (() => Evaluate) | undefined;
   /** The dockerd unix socket. */
   readonly socketPath: string;
   /** Called once per request when it is over (answered, streamed to the end, or cut). */
@@ -118,6 +123,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   });
   const context: ProxyContext = {
     evaluate: options.evaluate,
+    pin: options.pin ?? ((): Evaluate => options.evaluate),
     socketPath: options.socketPath,
     onRequest: options.onRequest,
     uploadIdleTimeoutMs: options.uploadIdleTimeoutMs ?? PROXY_DEFAULTS.uploadIdleTimeoutMs,

@@ -127,6 +127,13 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
     refuse(decision.allowed ? 400 : decision.status, decision.reason);
     return;
   }
+  // The endpoints whose body is checked are plain requests in the Docker API (exec create is a
+  // plain POST; only exec start hijacks): one asked as an upgrade is refused, not forwarded with
+  // its body unread.
+  if (decision.obligations?.body !== undefined || decision.obligations?.existingVolumes !== undefined) {
+    refuse(400, 'This request carries a configuration the filter checks; it must not ask to upgrade the connection');
+    return;
+  }
   if (framing.bodyLength < 0) {
     // Without a Content-Length this relay cannot tell the body from what follows it, and guessing
     // is how requests get smuggled. Docker clients always send a length.

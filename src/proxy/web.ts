@@ -7,6 +7,7 @@ import { sendJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 import { forwardRequest } from './forward.js';
 import { inTurn, MAX_PIPELINED_REQUESTS } from './lane.js';
+import { satisfyObligations } from './obligations.js';
 
 const log = createDebug('docker-socket-filter:proxy');
 
@@ -105,9 +106,16 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
   let hijacked = false;
   // The peer address and listener of the connection, never a header: who the client is.
   const client = clientOf(req.socket);
-  // One event per request, when the client's response is over (sent, streamed, or cut).
-  const reportWhenOver = (path: string | null, allowed: boolean, rule: string | null, reason: string, decidedFor?: string): void => {
-    if (context.onRequest === undefined) return;
+  // One event per request, when the client's response is over (sent, streamed, or cut). Returns
+  // the fields, which a decision that still has obligations updates once they are met.
+  const reportWhenOver = (
+    path: string | null,
+    allowed: boolean,
+    rule: string | null,
+    reason: string,
+    decidedFor?: string,
+  ): { allowed: boolean; rule: string | null; reason: string } | undefined => {
+    if (context.onRequest === undefined) return undefined;
     const fields = {
       method,
       path,
@@ -122,6 +130,7 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
       // 499 (nginx's "client closed request"): the client left before any answer was sent.
       hijacked ? 200 : res.headersSent ? res.statusCode : failedStatus !== 0 ? failedStatus : 499,
     );
+    return fields;
   };
   const refuse = (status: number, message: string): void => {
     reportWhenOver(null, false, null, message);
@@ -144,14 +153,18 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
     return;
   }
 
-  const decision = decideAndLog(context, log, method, target, {
+  // The policy this request is decided with, also when it is decided again on its body: a reload
+  // in between applies to the next request, never to half of this one.
+  const evaluate = context.pin();
+  const request = {
     upgrade: false,
     bodyLength: framing.bodyLength,
     client,
     ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
     ...(req.headers['content-type'] === undefined ? {} : { contentType: req.headers['content-type'] }),
-  });
-  reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
+  };
+  const decision = decideAndLog(context, log, method, target, request, evaluate);
+  const reported = reportWhenOver(decision.path, decision.allowed, decision.rule, decision.reason, decision.client);
   if (!decision.allowed || decision.path === null) {
     sendJsonError(res, decision.allowed ? 400 : decision.status, decision.reason);
     if (framing.bodyLength !== 0) boundDeniedBody(req);
@@ -197,14 +210,34 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
     // for the end of this request (the report, the lane, middleware) that it is over.
     onHijackEnd: () => res.emit('close'),
   };
-  try {
-    forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, hooks, {
-      uploadIdleTimeoutMs: context.uploadIdleTimeoutMs,
-    });
-  } catch (error) {
-    // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
-    onError(error instanceof Error ? error : new Error(String(error)));
+  const forward = (body?: Buffer): void => {
+    try {
+      forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, hooks, {
+        uploadIdleTimeoutMs: context.uploadIdleTimeoutMs,
+        ...(body === undefined ? {} : { body }),
+      });
+    } catch (error) {
+      // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
+      onError(error instanceof Error ? error : new Error(String(error)));
+    }
+  };
+  if (decision.obligations === undefined) {
+    forward();
+    return;
   }
+  // A body check or a question to dockerd first (see `Decision.obligations`).
+  void satisfyObligations(context, evaluate, req, method, target, request, decision).then((outcome) => {
+    const final = outcome.decision;
+    if (reported !== undefined) Object.assign(reported, { allowed: outcome.forward, rule: final.rule, reason: final.reason });
+    if (res.destroyed) return;
+    if (!outcome.forward) {
+      log('%s %s -> %d %s', method, loggablePath(path), outcome.status, final.rule);
+      failedStatus = outcome.status;
+      sendJsonError(res, outcome.status, outcome.message, { close: outcome.close });
+      return;
+    }
+    forward(outcome.body);
+  });
 }
 
 /** The status of a request dockerd could not be asked, or did not answer properly. */
