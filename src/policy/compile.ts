@@ -1,6 +1,7 @@
 import picomatch from 'picomatch';
 import { SocketFilterTypeError } from '../errors.js';
-import type { Access, Method, Policy, Rule } from './types.js';
+import { checkReadPolicy } from './read/settings.js';
+import type { Access, Method, Policy, ReadPolicy, Rule } from './types.js';
 
 /** Bit per method so a rule's method set is one integer test. */
 export const METHOD_BITS: Readonly<Record<Method, number>> = Object.freeze({
@@ -45,11 +46,13 @@ export interface CompiledPolicy {
   readonly bySection: ReadonlyMap<string, readonly CompiledEntry[]>;
   /** Entries for any other first segment: rules whose globs do not start with a literal segment. */
   readonly otherSections: readonly CompiledEntry[];
+  /** The policy's read section, validated (requirements given as strings parsed). */
+  readonly read?: ReadPolicy;
 }
 
 const GLOB_CHARS = /[*?[\]{}()!+@|]/;
 const RULE_KEYS = new Set(['id', 'effect', 'methods', 'access', 'paths', 'reason']);
-const POLICY_KEYS = new Set(['name', 'rules', 'hints', 'source']);
+const POLICY_KEYS = new Set(['name', 'rules', 'hints', 'read', 'source']);
 const HINT_KEYS = new Set(['sections', 'write']);
 
 function invalidRule(where: string, message: string, cause?: unknown): never {
@@ -250,6 +253,7 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
   if (typeof policy.name !== 'string' || policy.name.length === 0) invalidPolicy('policy.name', 'must be a non-empty string');
   if (!Array.isArray(policy.rules)) invalidPolicy('policy.rules', 'must be an array of rules');
   validateHints(policy.hints);
+  const read = checkReadPolicy(policy.read, 'policy.read');
 
   interface RuleGlobs {
     readonly rule: Rule;
@@ -305,5 +309,10 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
 
   const bySection = new Map<string, readonly CompiledEntry[]>();
   for (const section of sections) bySection.set(section, Object.freeze(entriesFor(section)));
-  return Object.freeze({ policy, bySection, otherSections: Object.freeze(entriesFor(null)) });
+  return Object.freeze({
+    policy,
+    bySection,
+    otherSections: Object.freeze(entriesFor(null)),
+    ...(read === undefined ? {} : { read }),
+  });
 }

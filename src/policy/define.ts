@@ -1,6 +1,7 @@
 import { SocketFilterTypeError } from '../errors.js';
 import { checkRule, METHOD_BITS } from './compile.js';
-import type { Access, Method, Policy, Rule } from './types.js';
+import { checkReadPolicy, combineRead } from './read/settings.js';
+import type { Access, LabelRequirement, Method, Policy, Rule } from './types.js';
 
 /**
  * A rule in the notation of `definePolicy`: a string `"METHODS GLOB"` (`"GET /containers/json"`,
@@ -36,9 +37,18 @@ export interface PolicySpec {
   readonly extends?: Policy;
   readonly allow?: readonly RuleSpec[];
   readonly deny?: readonly RuleSpec[];
+  /**
+   * What a reading client may see (see `ReadPolicy`): `redactEnv`, and `visibleLabels` as
+   * requirements, `"key=value"` / `"key"` strings, or one comma-separated string. With `extends`,
+   * added to the extended policy's: redaction if either asks, every label of both.
+   */
+  readonly read?: {
+    readonly redactEnv?: boolean;
+    readonly visibleLabels?: string | readonly (string | LabelRequirement)[];
+  };
 }
 
-const SPEC_KEYS = new Set(['name', 'extends', 'allow', 'deny']);
+const SPEC_KEYS = new Set(['name', 'extends', 'allow', 'deny', 'read']);
 const RULE_SPEC_KEYS = new Set(['id', 'methods', 'paths', 'access', 'reason']);
 
 function invalid(where: string, message: string): never {
@@ -112,6 +122,10 @@ function toRules(specs: unknown, effect: 'allow' | 'deny'): Rule[] {
  *   allow: ['POST /containers/*\/start', 'POST /containers/*\/stop'],
  *   deny: ['* /containers/*\/exec', '* /containers/*\/archive'],
  * });
+ * const reader = definePolicy({
+ *   extends: tecnativaPreset({ CONTAINERS: '1' }),
+ *   read: { redactEnv: true, visibleLabels: 'traefik.enable=true' },
+ * });
  * ```
  */
 export function definePolicy(spec: PolicySpec): Policy {
@@ -129,9 +143,11 @@ export function definePolicy(spec: PolicySpec): Policy {
     throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The `name` option must be a non-empty string');
   }
   const rules = [...toRules(spec.deny, 'deny'), ...toRules(spec.allow, 'allow'), ...(base?.rules ?? [])];
+  const read = combineRead(base?.read === undefined ? undefined : checkReadPolicy(base.read, 'extends.read'), checkReadPolicy(spec.read, 'read'));
   return Object.freeze({
     name: spec.name ?? (base ? `${base.name}+custom` : 'custom'),
     rules: Object.freeze(rules.map((rule) => Object.freeze(rule))),
     ...(base?.hints ? { hints: base.hints } : {}),
+    ...(read === undefined ? {} : { read }),
   });
 }

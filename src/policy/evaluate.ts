@@ -8,6 +8,7 @@ import {
   type CompiledEntry,
   type CompiledPolicy,
 } from './compile.js';
+import { createReadHook } from './read/decide.js';
 import type { Decision, Method, RequestInfo } from './types.js';
 
 /**
@@ -158,6 +159,8 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
   const sectionHints = new Map(Object.entries(policy.hints?.sections ?? {}));
   const writeHint = policy.hints?.write;
   const minApiVersion = settings.minApiVersion;
+  // Undefined without a read section: then an allowed decision costs one comparison more.
+  const readHook = createReadHook(compiled.read);
 
   // First segments by the code of their first character: finding the rules of a request costs a
   // comparison or two instead of slicing the segment and hashing it for a Map lookup. The segments
@@ -290,13 +293,14 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
       if (!entry.matches(decoded, restStart, restEnd)) continue;
       const rule = entry.rule;
       if (entry.allow) {
-        return {
+        const allowed: Decision = {
           allowed: true,
           status: 200,
           rule: rule.id,
           reason: methodPrefix(bit) + shownPath + entry.reasonSuffix,
           path: forwarded,
         };
+        return readHook === undefined ? allowed : readHook(allowed, method, decoded.slice(restStart, restEnd), request);
       }
       let reason: string;
       if (rule.reason === undefined && entry.access === ACCESS_WRITE && writeHint !== undefined) {

@@ -1,6 +1,16 @@
 import type { Policy, Rule } from '../policy/types.js';
-import { readSettings, type EnvLike } from './env.js';
-import { DEFAULT_GRANTED, DOCKER_SECTIONS, WRITE_GATE, actionRule, sectionHints, sectionRule } from './sections.js';
+import { presetRead, READ_DEFAULTS, readSettings, readVisibleLabels, type EnvLike } from './env.js';
+import {
+  DEFAULT_GRANTED,
+  DOCKER_SECTIONS,
+  SUB_RESOURCES,
+  WRITE_GATE,
+  actionRule,
+  sectionHints,
+  sectionRule,
+  subResourceRule,
+  subResourceVariable,
+} from './sections.js';
 
 /** Podman's API sections, each behind its own `LIBPOD_<NAME>` variable. */
 const LIBPOD_SECTIONS = [
@@ -28,9 +38,6 @@ const SECTION_PATHS: Readonly<Record<string, string>> = Object.freeze({
   ...Object.fromEntries(LIBPOD_SECTIONS.map((segment) => [libpodVariable(segment), `/libpod/${segment}`])),
 });
 
-/** Container sub-resources that leak files, filesystems or logs: denied unless `ALLOW_<NAME>`. */
-const SUB_RESOURCES = ['archive', 'changes', 'export', 'logs', 'top'] as const;
-
 /** Action variables: variable -> [base path, actions]. Order is the image's rule order. */
 const ACTIONS: ReadonlyArray<readonly [string, string, readonly string[]]> = [
   ['ALLOW_RESTARTS', '/containers', ['stop', 'restart', 'kill']],
@@ -49,8 +56,6 @@ const ACTIONS: ReadonlyArray<readonly [string, string, readonly string[]]> = [
   ['LIBPOD_ALLOW_POD_PAUSE', '/libpod/pods', ['pause']],
   ['LIBPOD_ALLOW_POD_UNPAUSE', '/libpod/pods', ['unpause']],
 ];
-
-const subResourceVariable = (resource: string): string => `ALLOW_${resource.toUpperCase()}`;
 
 /**
  * Every variable of linuxserver's docker-socket-proxy that decides permissions, with its default.
@@ -82,6 +87,10 @@ export const LINUXSERVER_DEFAULTS: Readonly<Record<string, boolean>> = Object.fr
  * actions (so `ALLOW_START=1` works with `POST=0`), then the write gate, then the sections, with
  * Podman's `/libpod/…` sections behind their `LIBPOD_*` variables. No `GRPC` section.
  *
+ * What a reading client may see: `REDACT_ENV=1` and `VISIBLE_LABELS` as in `tecnativaPreset`
+ * (under `VISIBLE_LABELS` the Podman API is refused but for `_ping` and `version`); `STRICT_READ`
+ * is read and changes nothing, the sub-resource gates being always on here.
+ *
  * @param env - variables to read (default `process.env`); unknown ones are ignored.
  * @throws TypeError (`ERR_DSF_INVALID_ENV`) naming the variable whose value is not understood.
  * @example
@@ -92,16 +101,11 @@ export const LINUXSERVER_DEFAULTS: Readonly<Record<string, boolean>> = Object.fr
  */
 export function linuxserverPreset(env: EnvLike = process.env): Policy {
   const settings = readSettings(LINUXSERVER_DEFAULTS, env);
+  const readSwitches = readSettings(READ_DEFAULTS, env);
+  const read = presetRead(readSwitches, readVisibleLabels(env));
   const rules: Rule[] = [];
   for (const resource of SUB_RESOURCES) {
-    const variable = subResourceVariable(resource);
-    if (settings[variable]) continue;
-    rules.push({
-      id: variable,
-      effect: 'deny',
-      paths: [`/containers/*/${resource}`, `/libpod/containers/*/${resource}`],
-      reason: `needs ${variable}=1 (a container's ${resource} can expose its files, filesystem or logs)`,
-    });
+    if (!settings[subResourceVariable(resource)]) rules.push(subResourceRule(resource, true));
   }
   for (const [variable, base, actions] of ACTIONS) {
     if (settings[variable]) rules.push(actionRule(variable, base, actions));
@@ -114,6 +118,7 @@ export function linuxserverPreset(env: EnvLike = process.env): Policy {
     name: 'linuxserver',
     rules: Object.freeze(rules),
     hints: Object.freeze({ sections: Object.freeze(sectionHints(SECTION_PATHS)), write: 'POST=1' }),
-    source: Object.freeze({ preset: 'linuxserver', settings: Object.freeze(settings) }),
+    ...(read === undefined ? {} : { read }),
+    source: Object.freeze({ preset: 'linuxserver', settings: Object.freeze({ ...settings, ...readSwitches }) }),
   });
 }

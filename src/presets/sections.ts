@@ -65,3 +65,20 @@ export function sectionHints(sections: Readonly<Record<string, string>>): Record
   for (const [variable, base] of Object.entries(sections)) hints[base.slice(1)] = `${variable}=1`;
   return hints;
 }
+
+/** Container sub-resources that leak files, filesystems or logs: linuxserver's `ALLOW_<NAME>` gates. */
+export const SUB_RESOURCES = ['archive', 'changes', 'export', 'logs', 'top'] as const;
+
+/** The variable of a sub-resource gate: `archive` -> `ALLOW_ARCHIVE`. */
+export const subResourceVariable = (resource: string): string => `ALLOW_${resource.toUpperCase()}`;
+
+/** The denial of one sub-resource, on `/containers/<name>/<resource>` (and Podman's, if asked). */
+export function subResourceRule(resource: string, withLibpod: boolean): Rule {
+  const variable = subResourceVariable(resource);
+  return {
+    id: variable,
+    effect: 'deny',
+    paths: withLibpod ? [`/containers/*/${resource}`, `/libpod/containers/*/${resource}`] : [`/containers/*/${resource}`],
+    reason: `needs ${variable}=1 (a container's ${resource} can expose its files, filesystem or logs)`,
+  };
+}
