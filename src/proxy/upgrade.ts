@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
 import { checkBeforeDeciding, decideAndLog, loggablePath, reportWhenClosed, track, type ProxyContext } from './context.js';
 import { writeRawJsonError } from './deny.js';
+import { fulfilUpgradeVisibility } from './read.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 
 const log = createDebug('docker-socket-filter:upgrade');
@@ -102,7 +103,18 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
       return;
     }
 
-    relay(context, req, socket, head, decision.path, framing.bodyLength, outcome);
+    if (decision.obligations?.visible === undefined) {
+      relay(context, req, socket, head, decision.path, framing.bodyLength, outcome);
+      return;
+    }
+    fulfilUpgradeVisibility(
+      context.socketPath,
+      decision,
+      socket,
+      (path, rewriteRefusal) => relay(context, req, socket, head, path, framing.bodyLength, outcome, rewriteRefusal),
+      (error) => void upstreamFailureMessage(error, context.socketPath).then((message) => refuse(502, message)),
+      (status) => (outcome.status = status),
+    );
   };
 }
 
@@ -136,6 +148,7 @@ function relay(
   path: string,
   bodyLength: number,
   outcome: Outcome,
+  rewriteRefusal?: (answer: Buffer) => Buffer,
 ): void {
   const upstream: Socket = connect({ path: context.socketPath });
   track(context.open, socket);
@@ -216,6 +229,29 @@ function relay(
       socket.end();
       setTimeout(() => socket.destroy(), 5_000).unref();
     };
+    if (rewriteRefusal !== undefined) {
+      // The answer for a stand-in reference: held whole (it is short), then written with the
+      // client's reference back in it.
+      let collected = response;
+      const total = length === null ? Number.POSITIVE_INFINITY : headEnd + length;
+      let sent = false;
+      const send = (): void => {
+        if (sent) return;
+        sent = true;
+        socket.write(rewriteRefusal(collected.subarray(0, Math.min(collected.length, total))));
+        finish();
+      };
+      if (collected.length >= total) send();
+      else {
+        upstream.on('data', (chunk: Buffer) => {
+          collected = Buffer.concat([collected, chunk]);
+          if (collected.length >= total || collected.length > MAX_RESPONSE_HEAD_BYTES) send();
+        });
+        upstream.once('end', send);
+        upstream.once('close', send);
+      }
+      return;
+    }
     const forward = (chunk: Buffer): void => {
       const part = chunk.subarray(0, Math.min(chunk.length, bodyLeftToRelay));
       bodyLeftToRelay -= part.length;

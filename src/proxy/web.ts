@@ -4,7 +4,8 @@ import { SocketFilterError } from '../errors.js';
 import { checkBeforeDeciding, decideAndLog, loggablePath, reportWhenClosed, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
-import { forwardRequest } from './forward.js';
+import { forwardRequest, type SinkFactory } from './forward.js';
+import { fulfilReadObligations, hasReadObligations } from './read.js';
 
 const log = createDebug('docker-socket-filter:proxy');
 
@@ -144,11 +145,16 @@ export function createWebHandler(context: ProxyContext): WebHandler {
         }),
       );
     };
-    try {
-      forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, onError);
-    } catch (error) {
-      // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
-      onError(error instanceof Error ? error : new Error(String(error)));
-    }
+    const forward = (target: string, sink?: SinkFactory): void => {
+      try {
+        forwardRequest(context.pool, context.open, req, res, target, framing.bodyLength, onError, sink);
+      } catch (error) {
+        // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
+        onError(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+    // A policy's read section: a lookup first (visibility), a rewriting sink (redaction).
+    if (hasReadObligations(decision)) fulfilReadObligations(context.socketPath, method, decision, res, forward, onError);
+    else forward(path);
   };
 }
