@@ -5,7 +5,7 @@ import { rewriteEvent, rewriteResponse } from '../policy/read/rewrite.js';
 import { MISSING_REF } from '../policy/read/target.js';
 import type { ResponseRewrite } from '../policy/types.js';
 import { sendJsonError } from './deny.js';
-import type { ResponseSink, SinkFactory } from './forward.js';
+import { flushHeldWrites, type ResponseSink, type SinkFactory } from './forward.js';
 
 const log = createDebug('docker-socket-filter:read');
 
@@ -63,7 +63,10 @@ function bufferingSink(
     mode = 'done';
     log('answer not rewritten: %s', why);
     abandon();
-    if (res.headersSent) res.destroy();
+    if (res.headersSent) {
+      flushHeldWrites(res);
+      res.destroy();
+    }
     else sendJsonError(res, 502, `The Docker socket filter could not rewrite the Docker daemon's answer: ${why}`, { close: true });
   };
 
@@ -204,11 +207,16 @@ export function eventsSink(rewrite: ResponseRewrite, maxEventBytes = MAX_EVENT_B
       mode = 'done';
       log('events stream cut: %s', why);
       abandon();
+      // What was relayed reaches the client before the cut (Node holds a response's first writes).
+      flushHeldWrites(res);
       res.destroy();
     };
 
-    /** The rewritten text of the complete lines in `data`, keeping the rest in `pending`. */
-    const lines = (data: Buffer, final: boolean): string | null => {
+    /**
+     * The rewritten text of the complete lines in `data` (all of it when `final`), keeping the rest
+     * in `pending`; `failed` says why the stream must be cut after that text.
+     */
+    const lines = (data: Buffer, final: boolean): { readonly out: string; readonly failed: string | null } => {
       const buffer = pending === null ? data : Buffer.concat([pending, data]);
       pending = null;
       let out = '';
@@ -224,8 +232,7 @@ export function eventsSink(rewrite: ResponseRewrite, maxEventBytes = MAX_EVENT_B
           try {
             event = parseDockerJson(line);
           } catch {
-            cut('an event is not JSON');
-            return null;
+            return { out, failed: 'an event is not JSON' };
           }
           const shown = rewriteEvent(rewrite, event);
           if (shown !== null) out += stringifyDockerJson(shown);
@@ -233,13 +240,10 @@ export function eventsSink(rewrite: ResponseRewrite, maxEventBytes = MAX_EVENT_B
         if (newline === -1) break;
       }
       if (start < buffer.length) {
-        if (buffer.length - start > maxEventBytes) {
-          cut(`an event is longer than ${maxEventBytes} bytes`);
-          return null;
-        }
+        if (buffer.length - start > maxEventBytes) return { out, failed: `an event is longer than ${maxEventBytes} bytes` };
         pending = Buffer.from(buffer.subarray(start));
       }
-      return out;
+      return { out, failed: null };
     };
 
     return {
@@ -251,8 +255,10 @@ export function eventsSink(rewrite: ResponseRewrite, maxEventBytes = MAX_EVENT_B
       write(chunk) {
         if (mode === 'through') return res.write(chunk);
         if (mode !== 'events') return true;
-        const out = lines(chunk, false);
-        return out === null || out === '' ? true : res.write(out);
+        const { out, failed } = lines(chunk, false);
+        const flowing = out === '' ? true : res.write(out);
+        if (failed !== null) cut(failed);
+        return flowing;
       },
       end(last) {
         if (mode === 'through') {
@@ -261,8 +267,12 @@ export function eventsSink(rewrite: ResponseRewrite, maxEventBytes = MAX_EVENT_B
           return;
         }
         if (mode !== 'events') return;
-        const out = lines(last ?? Buffer.alloc(0), true);
-        if (out === null) return;
+        const { out, failed } = lines(last ?? Buffer.alloc(0), true);
+        if (failed !== null) {
+          if (out !== '') res.write(out);
+          cut(failed);
+          return;
+        }
         mode = 'done';
         res.end(out);
       },
