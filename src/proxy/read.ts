@@ -5,7 +5,7 @@ import { MISSING_REF, withVisibleRef } from '../policy/read/target.js';
 import type { Decision, ResponseRewrite } from '../policy/types.js';
 import type { SinkFactory } from './forward.js';
 import { eventsSink, jsonRewriteSink, missingRefSink } from './read-sinks.js';
-import { resolveVisible, type Visibility } from './visible.js';
+import { answerHeaders, resolveVisible, type Visibility } from './visible.js';
 
 const log = createDebug('docker-socket-filter:read');
 
@@ -14,6 +14,9 @@ const log = createDebug('docker-socket-filter:read');
  * decision (src/policy/read/decide.ts). One entry for the request handler, one for the upgrade
  * handler; the rest of the proxy only forwards.
  */
+
+/** A container inspect's decided target: `/v1.41/containers/<ref>/json`, with or without a query. */
+const INSPECT = /^(?:\/v[0-9.]+)?\/containers\/[^/?]+\/json(?:\?|$)/;
 
 /** The sink that carries out a `response` obligation. */
 function responseSink(rewrite: ResponseRewrite | undefined): SinkFactory | undefined {
@@ -61,12 +64,22 @@ export function fulfilReadObligations(
     forward(path, sink);
     return;
   }
-  resolveVisible(socketPath, visible).then(
+  // A container inspect is its own lookup: asked on the decided target, its answer is the answer.
+  const inspect = method === 'GET' && visible.kind === 'container' && INSPECT.test(path) ? path : undefined;
+  resolveVisible(socketPath, visible, inspect).then(
     (outcome) => {
       if (res.destroyed) return;
       log('%s %s %s -> %s', method, visible.kind, JSON.stringify(visible.id.slice(0, 80)), outcome.action);
       switch (outcome.action) {
         case 'forward':
+          if (outcome.answer !== undefined) {
+            const out = sink === undefined ? res : sink(res, () => undefined);
+            const headers = answerHeaders(outcome.answer);
+            headers.push('Content-Length', String(outcome.answer.body.length));
+            out.writeHead(outcome.answer.status, STATUS_CODES[outcome.answer.status] ?? '', headers);
+            out.end(outcome.answer.body);
+            return;
+          }
           forward(withVisibleRef(path, outcome.ref), sink);
           return;
         case 'missing':

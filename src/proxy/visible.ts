@@ -25,7 +25,7 @@ import { askDockerd, type DockerAnswer } from './ask.js';
  * ```
  */
 export type Visibility =
-  | { readonly action: 'forward'; readonly ref: string }
+  | { readonly action: 'forward'; readonly ref: string; readonly answer?: DockerAnswer }
   | { readonly action: 'missing' }
   | { readonly action: 'answer'; readonly status: number; readonly headers: readonly string[]; readonly body: Buffer };
 
@@ -48,12 +48,26 @@ function rawName(_headers: IncomingHttpHeaders, name: string): string {
   return name.replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
 }
 
-function relay(answer: DockerAnswer): Visibility {
+/**
+ * The headers of a lookup's answer as dockerd spelled them, without the framing ones (the answer is
+ * sent again with its own) and `Date` (Node writes a fresh one).
+ *
+ * @example
+ * ```ts
+ * answerHeaders(await askDockerd(socketPath, 'GET', '/_ping')); // ['Api-Version', '1.41', …]
+ * ```
+ */
+export function answerHeaders(answer: DockerAnswer): string[] {
   const headers: string[] = [];
   for (const [name, value] of Object.entries(answer.headers)) {
-    if (name === 'date' || name === 'connection' || name === 'transfer-encoding' || name === 'content-length' || value === undefined) continue;
+    if (name === 'date' || name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding' || name === 'content-length' || value === undefined) continue;
     headers.push(rawName(answer.headers, name), Array.isArray(value) ? value.join(', ') : value);
   }
+  return headers;
+}
+
+function relay(answer: DockerAnswer): Visibility {
+  const headers = answerHeaders(answer);
   headers.push('Content-Length', String(answer.body.length));
   return { action: 'answer', status: answer.status, headers, body: answer.body };
 }
@@ -99,13 +113,16 @@ function resolveAmong(ref: string, candidates: readonly Candidate[]): { id: stri
 
 type Ask = (path: string) => Promise<DockerAnswer>;
 
-async function container(ask: Ask, ref: string, labels: readonly LabelRequirement[]): Promise<Visibility> {
-  const found = await ask(`/containers/${encodeURIComponent(ref)}/json`);
+async function container(ask: Ask, ref: string, labels: readonly LabelRequirement[], inspectPath: string | undefined): Promise<Visibility> {
+  const found = await ask(inspectPath ?? `/containers/${encodeURIComponent(ref)}/json`);
   if (found.status === 404) return { action: 'missing' };
   if (found.status === 200) {
     const inspected = json(found);
     const id = field(inspected, 'Id');
-    if (typeof id === 'string' && labelsSatisfy(field(inspected, 'Config', 'Labels'), labels)) return { action: 'forward', ref: id };
+    if (typeof id === 'string' && labelsSatisfy(field(inspected, 'Config', 'Labels'), labels)) {
+      // The lookup was the client's own inspect: its answer is the answer.
+      return inspectPath === undefined ? { action: 'forward', ref: id } : { action: 'forward', ref: id, answer: found };
+    }
   }
   // Hidden, or ambiguous among all: resolve among the visible ones only.
   const listed = await ask(`/containers/json?all=1&filters=${labelFilter(labels)}`);
@@ -201,7 +218,9 @@ async function task(ask: Ask, ref: string, labels: readonly LabelRequirement[]):
 
 /**
  * Looks up the object a `visible` obligation names and says how to go on (see `Visibility`).
- * Rejects when dockerd cannot be asked (the caller answers 502).
+ * `inspectPath`, for a container inspect, is the client's decided target: the lookup is then made
+ * on it, and a visible container's answer comes back with the outcome (no second request). Rejects
+ * when dockerd cannot be asked (the caller answers 502).
  *
  * @example
  * ```ts
@@ -212,11 +231,12 @@ async function task(ask: Ask, ref: string, labels: readonly LabelRequirement[]):
 export function resolveVisible(
   socketPath: string,
   visible: { readonly kind: VisibleKind; readonly id: string; readonly labels: readonly LabelRequirement[] },
+  inspectPath?: string,
 ): Promise<Visibility> {
   const ask: Ask = (path) => askDockerd(socketPath, 'GET', path, { timeoutMs: 10_000, maxBytes: 32 * 1024 * 1024 });
   switch (visible.kind) {
     case 'container':
-      return container(ask, visible.id, visible.labels);
+      return container(ask, visible.id, visible.labels, inspectPath);
     case 'exec':
       return exec(ask, visible.id, visible.labels);
     case 'service':

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { createSocketFilter, REDACTED, tecnativaPreset, type EnvLike } from '../../src/index.js';
+import { createSocketFilter, REDACTED, rewriteResponse, tecnativaPreset, type EnvLike } from '../../src/index.js';
 import { dockerCli, type DockerCli } from '../helpers/docker-cli.js';
 import { dockerRequest } from '../helpers/dockerd.js';
 import { serve, type ServedFilter } from '../helpers/filter-server.js';
@@ -235,6 +235,39 @@ describe('the docker CLI behind CONTAINERS=1 REDACT_ENV=1 VISIBLE_LABELS=traefik
     const state = await inspectDirect(hiddenId);
     expect(state.State.Running).toBe(true);
     expect((await inspectDirect(HIDDEN)).State.Running).toBe(true);
+  });
+});
+
+describe('a visible container’s answers are dockerd’s', () => {
+  const dockerdHeaders = (answer: Answer): string[] => shape(answer).split('\n\n')[0]?.split('\n').filter((line) => !line.startsWith('Content-Length')) ?? [];
+
+  it('inspect: dockerd’s status and headers, a correct length, the body redacted and nothing else', async () => {
+    for (const path of [`/v1.41/containers/${WEB}/json`, `/v1.24/containers/${webId.slice(0, 12)}/json?size=1`]) {
+      const through = await ask({ port: reader.port }, 'GET', path);
+      const direct = await ask({ socketPath }, 'GET', path);
+      expect(through.status).toBe(200);
+      expect(dockerdHeaders(through)).toEqual(dockerdHeaders(direct));
+      const length = through.rawHeaders[through.rawHeaders.findIndex((name) => name.toLowerCase() === 'content-length') + 1];
+      expect(Number(length)).toBe(Buffer.byteLength(through.body));
+      expect(JSON.parse(through.body)).toEqual(rewriteResponse({ kind: 'container-inspect', redactEnv: true }, JSON.parse(direct.body)));
+    }
+  });
+
+  it('without REDACT_ENV, byte for byte', async () => {
+    const visibleOnly = await serveWith({ CONTAINERS: '1', VISIBLE_LABELS: 'traefik.enable=true' });
+    try {
+      for (const path of [`/v1.41/containers/${WEB}/json`, `/v1.41/containers/${WEB_EXITED}/logs?stdout=1`, '/v1.41/containers/json?all=1']) {
+        const through = await ask({ port: visibleOnly.port }, 'GET', path);
+        const direct = await ask({ socketPath }, 'GET', path.replace('/json?all=1', `/json?all=1&filters=${filters({ label: ['traefik.enable=true'] })}`));
+        expect(through.status, path).toBe(200);
+        // A running container's list entry says "Up N seconds": N may tick between the two requests.
+        const steady = (body: string): string => body.replace(/"Status":"Up [^"]*"/g, '"Status":"Up"');
+        expect(steady(through.body), path).toBe(steady(direct.body));
+      }
+    } finally {
+      await visibleOnly.served.close();
+      visibleOnly.docker.dispose();
+    }
   });
 });
 

@@ -1,0 +1,98 @@
+// What the read settings cost: `GET /containers/json` with 20 containers and a container inspect,
+// through the CLI (dist/cli.js, as the image runs it) with CONTAINERS=1 alone, with REDACT_ENV=1,
+// and with REDACT_ENV=1 VISIBLE_LABELS=traefik.enable=true (10 of the 20 containers labelled).
+// Usage (as root, after npm run build): npx tsx bench/read.ts [--quick] [--json]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { dockerRequest, startDockerd, BUSYBOX_IMAGE } from '../test/helpers/dockerd.js';
+import { runWrk, type LoadResult } from './lib/load.js';
+
+const QUICK = process.argv.includes('--quick');
+const SECONDS = QUICK ? 1 : 5;
+const ROUNDS = QUICK ? 1 : 3;
+const CONNECTIONS = 32;
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+const CONFIGS: readonly { readonly name: string; readonly env: Record<string, string> }[] = [
+  { name: 'CONTAINERS=1', env: { CONTAINERS: '1' } },
+  { name: '+ REDACT_ENV=1', env: { CONTAINERS: '1', REDACT_ENV: '1' } },
+  { name: '+ REDACT_ENV=1 VISIBLE_LABELS=traefik.enable=true', env: { CONTAINERS: '1', REDACT_ENV: '1', VISIBLE_LABELS: 'traefik.enable=true' } },
+];
+
+const say = (text: string): void => {
+  if (!process.argv.includes('--json')) process.stderr.write(`${text}\n`);
+};
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  return port;
+}
+
+async function startGuard(socketPath: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', CLI, '--listen', `127.0.0.1:${port}`], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SOCKET_PATH: socketPath, LOG_LEVEL: 'warning', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/_ping`).then((response) => response.ok, () => false);
+    if (ok) return { child, port };
+    if (Date.now() > deadline) throw new Error('the guard did not start');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const dockerd = await startDockerd();
+const results: { config: string; request: string; rps: number; p50Ms: number; p99Ms: number; bytes: number }[] = [];
+try {
+  let labelledId = '';
+  for (let index = 0; index < 20; index++) {
+    const labelled = index % 2 === 0;
+    const created = await dockerRequest(dockerd.socketPath, 'POST', `/containers/create?name=bench-${index}`, {
+      Image: BUSYBOX_IMAGE,
+      Cmd: ['sleep', '3600'],
+      Env: ['DB_PASSWORD=secret', 'API_TOKEN=token', `INDEX=${index}`],
+      Labels: labelled ? { 'traefik.enable': 'true', 'traefik.http.routers.r.rule': 'Host(`x`)' } : { other: 'x' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    const id = (JSON.parse(created.body) as { Id: string }).Id;
+    if (labelled && labelledId === '') labelledId = id;
+    await dockerRequest(dockerd.socketPath, 'POST', `/containers/${id}/start`);
+  }
+  const requests = [
+    { name: 'GET /v1.41/containers/json?all=1 (20 containers)', path: '/v1.41/containers/json?all=1' },
+    { name: 'GET /v1.41/containers/<id>/json', path: `/v1.41/containers/${labelledId}/json` },
+  ];
+  for (const config of CONFIGS) {
+    const guard = await startGuard(dockerd.socketPath, config.env);
+    try {
+      for (const request of requests) {
+        const sample = await fetch(`http://127.0.0.1:${guard.port}${request.path}`);
+        const bytes = (await sample.arrayBuffer()).byteLength;
+        if (sample.status !== 200) throw new Error(`${config.name} ${request.path}: ${sample.status}`);
+        await runWrk(guard.port, request.path, { connections: CONNECTIONS, seconds: 1 }, 200); // warm-up
+        let best: LoadResult | undefined;
+        for (let round = 0; round < ROUNDS; round++) {
+          const result = await runWrk(guard.port, request.path, { connections: CONNECTIONS, seconds: SECONDS }, 200);
+          if (result.unexpectedStatus + result.errors + result.readErrors > 0) throw new Error(`${config.name} ${request.path}: errors`);
+          if (best === undefined || result.rps > best.rps) best = result;
+        }
+        const row = { config: config.name, request: request.name, rps: Math.round((best as LoadResult).rps), p50Ms: (best as LoadResult).p50Ms, p99Ms: (best as LoadResult).p99Ms, bytes };
+        results.push(row);
+        say(`${row.request.padEnd(50)} ${row.config.padEnd(52)} ${String(row.rps).padStart(6)} req/s  p50 ${row.p50Ms.toFixed(1)} ms  p99 ${row.p99Ms.toFixed(1)} ms  ${bytes} bytes`);
+      }
+    } finally {
+      guard.child.kill('SIGTERM');
+      await once(guard.child, 'exit');
+    }
+  }
+} finally {
+  await dockerd.stop();
+}
+if (process.argv.includes('--json')) console.log(JSON.stringify({ connections: CONNECTIONS, seconds: SECONDS, rounds: ROUNDS, results }));
