@@ -115,6 +115,20 @@ describe('a rewritten JSON answer is framed as dockerd frames it', () => {
   });
 });
 
+describe('a lookup dockerd cannot answer', () => {
+  const proxies = fakeProxies('dsf-read-lk-');
+  it('gets 502, and nothing is forwarded', async () => {
+    const { fake, served } = await proxies.start((method, target) => ({
+      ...allowAll(method, target),
+      obligations: { visible: { kind: 'container', id: 'web', labels: [{ key: 'a' }] } },
+    }));
+    fake.onRequest = (socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc');
+    const answer = await get(served.port, '/v1.41/containers/web/logs');
+    expect(answer.status).toBe(502);
+    expect(fake.heads.map((head) => head.split('\r\n')[0])).toEqual(['GET /containers/web/json HTTP/1.1']);
+  });
+});
+
 describe('the events stream is rewritten one event at a time', () => {
   const proxies = fakeProxies('dsf-read-ev-');
   const labels = [{ key: 'traefik.enable', value: 'true' }];

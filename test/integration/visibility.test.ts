@@ -464,6 +464,17 @@ describe('hiding attempts: a hidden container answers exactly as a missing one',
       expect(shape(hidden, 'all')).toBe(shape(missing, 'all').split(absent).join(execId));
       expect(hidden.status).toBe(404);
     }
+    // Hijacked, as `docker exec` starts it.
+    const start = (id: string): string => {
+      const body = '{"Detach":false,"Tty":false}';
+      return `POST /v1.41/exec/${id}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    };
+    const hijackHidden = await rawExchange(writer.port, start(execId));
+    const hijackMissing = await rawExchange(writer.port, start(absent));
+    const withoutDate = (text: string): string => text.replace(/\r\nDate: [^\r]*/, '');
+    expect(withoutDate(hijackHidden.text)).toBe(withoutDate(hijackMissing.text).split(absent).join(execId));
+    expect(hijackHidden.statuses).toEqual([404]);
+    expect(hijackHidden.text).toContain(`{"message":"No such exec instance: ${execId}"}`);
     const state = JSON.parse((await dockerRequest(socketPath, 'GET', `/exec/${execId}/json`)).body) as { Running: boolean; Pid: number };
     expect(state.Pid).toBe(0);
     const visibleExec = await dockerRequest(socketPath, 'POST', `/containers/${webId}/exec`, { Cmd: ['sh', '-c', `echo DB_PASSWORD=${RUN}`] });
