@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import { encodeFilters } from '../policy/read/filters.js';
 import { formatRequirement, labelsSatisfy } from '../policy/read/labels.js';
 import type { LabelRequirement, VisibleKind } from '../policy/types.js';
@@ -37,14 +36,14 @@ function answerLike(like: DockerAnswer, status: number, message: string): Visibi
   const headers: string[] = [];
   for (const name of DAEMON_HEADERS) {
     const value = name === 'content-type' ? 'application/json' : like.headers[name];
-    if (typeof value === 'string') headers.push(rawName(like.headers, name), value);
+    if (typeof value === 'string') headers.push(rawName(name), value);
   }
   headers.push('Content-Length', String(body.length));
   return { action: 'answer', status, headers, body };
 }
 
 /** dockerd's spelling of a header name (Node lower-cases them): `Api-Version`, `Ostype`. */
-function rawName(_headers: IncomingHttpHeaders, name: string): string {
+function rawName(name: string): string {
   return name.replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
 }
 
@@ -61,7 +60,7 @@ export function answerHeaders(answer: DockerAnswer): string[] {
   const headers: string[] = [];
   for (const [name, value] of Object.entries(answer.headers)) {
     if (name === 'date' || name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding' || name === 'content-length' || value === undefined) continue;
-    headers.push(rawName(answer.headers, name), Array.isArray(value) ? value.join(', ') : value);
+    headers.push(rawName(name), Array.isArray(value) ? value.join(', ') : value);
   }
   return headers;
 }

@@ -59,7 +59,7 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
     const section = segments[1] ?? '';
     const count = segments.length - 1;
     const second = segments[2] ?? '';
-    const read = method === 'GET';
+    const isGet = method === 'GET';
 
     const withObligations = (obligations: Obligations, path = decision.path): Decision => ({ ...decision, path, obligations });
     const visibleOnly = (kind: VisibleKind, id: string, extra?: ResponseRewrite): Decision => {
@@ -85,7 +85,7 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
     switch (section) {
       case 'containers':
         if (count === 2) {
-          if (read && second === 'json') return list('containers', labels === undefined ? null : 'container-list');
+          if (isGet && second === 'json') return list('containers', labels === undefined ? null : 'container-list');
           if (method === 'POST' && second === 'prune') {
             if (labels === undefined) return decision;
             // Go reads a form body's `filters` before the query's: the merged query would not count.
@@ -95,26 +95,26 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
           }
           return method === 'DELETE' ? visibleOnly('container', second) : decision;
         }
-        if (count >= 3) return visibleOnly('container', second, read && count === 3 && segments[3] === 'json' && redactEnv ? response('container-inspect') : undefined);
+        if (count >= 3) return visibleOnly('container', second, isGet && count === 3 && segments[3] === 'json' && redactEnv ? response('container-inspect') : undefined);
         return decision;
       case 'exec':
-        if (count >= 3) return visibleOnly('exec', second, read && count === 3 && segments[3] === 'json' && redactEnv ? response('exec-inspect') : undefined);
+        if (count >= 3) return visibleOnly('exec', second, isGet && count === 3 && segments[3] === 'json' && redactEnv ? response('exec-inspect') : undefined);
         return decision;
       case 'services':
-        if (count === 1) return read ? list('services', 'service-list') : decision;
+        if (count === 1) return isGet ? list('services', 'service-list') : decision;
         if (count === 2) {
           if (method === 'POST' && second === 'create') return decision;
-          if (read || method === 'DELETE') return visibleOnly('service', second, read && redactEnv ? response('service-inspect') : undefined);
+          if (isGet || method === 'DELETE') return visibleOnly('service', second, isGet && redactEnv ? response('service-inspect') : undefined);
           return decision;
         }
         return visibleOnly('service', second);
       case 'tasks':
-        if (count === 1) return read ? list('tasks', redactEnv ? 'task-list' : null) : decision;
-        return visibleOnly('task', second, read && count === 2 && redactEnv ? response('task-inspect') : undefined);
+        if (count === 1) return isGet ? list('tasks', redactEnv ? 'task-list' : null) : decision;
+        return visibleOnly('task', second, isGet && count === 2 && redactEnv ? response('task-inspect') : undefined);
       case 'events':
-        return read && count === 1 ? list('events', 'events') : decision;
+        return isGet && count === 1 ? list('events', 'events') : decision;
       case 'networks':
-        return read && count === 2 && labels !== undefined ? withObligations({ response: response('network-inspect') }) : decision;
+        return isGet && count === 2 && labels !== undefined ? withObligations({ response: response('network-inspect') }) : decision;
       case 'system':
         if (labels !== undefined && second === 'df') return refuse(decision, 403, 'visible-labels', `${method} ${rest} is refused ${VISIBLE_REASON}: it lists every container.`);
         return decision;
@@ -127,7 +127,7 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
           return refuse(decision, 403, 'visible-labels', `${method} ${rest} is refused ${VISIBLE_REASON}: the Podman API is not covered by visibility.`);
         }
         if (second === 'generate') return refuse(decision, 403, 'redact-env', `${method} ${rest} is refused while environment values are redacted (REDACT_ENV): its answer carries them.`);
-        if (read && second === 'containers' && count === 4 && segments[4] === 'json') return withObligations({ response: response('container-inspect') });
+        if (isGet && second === 'containers' && count === 4 && segments[4] === 'json') return withObligations({ response: response('container-inspect') });
         return decision;
       default:
         return decision;
