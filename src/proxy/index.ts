@@ -1,3 +1,4 @@
+import { Agent } from 'node:http';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate, ProxyContext } from './context.js';
 import { createUpstreamPool } from './pool.js';
@@ -84,11 +85,14 @@ export function createProxy(options: ProxyOptions): Proxy {
   // goroutine and us a connect. Idle ones are closed after a while, since dockerd 20.10 never closes
   // them itself and a burst would otherwise leave its connections open for as long as the guard runs.
   const pool = createUpstreamPool(options.socketPath, { idleTimeoutMs: UPSTREAM_IDLE_TIMEOUT_MS, maxIdle: UPSTREAM_MAX_IDLE });
+  // The guard's own lookups (visibility) reuse their connections too, and close them when idle.
+  const lookups = new Agent({ keepAlive: true, maxFreeSockets: 16, timeout: UPSTREAM_IDLE_TIMEOUT_MS });
   const context: ProxyContext = {
     evaluate: options.evaluate,
     socketPath: options.socketPath,
     onRequest: options.onRequest,
     pool,
+    lookups,
     closed: false,
     open: new Set(),
   };
@@ -99,6 +103,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     close() {
       context.closed = true;
       pool.destroy();
+      lookups.destroy();
       for (const stream of context.open) stream.destroy();
       context.open.clear();
       return new Promise((resolve) => setImmediate(resolve));

@@ -5,7 +5,7 @@ import { MISSING_REF, withVisibleRef } from '../policy/read/target.js';
 import type { Decision, ResponseRewrite } from '../policy/types.js';
 import type { SinkFactory } from './forward.js';
 import { eventsSink, jsonRewriteSink, missingRefSink } from './read-sinks.js';
-import { answerHeaders, resolveVisible, type Visibility } from './visible.js';
+import { answerHeaders, resolveVisible, type LookupTarget, type Visibility } from './visible.js';
 
 const log = createDebug('docker-socket-filter:read');
 
@@ -29,7 +29,7 @@ function responseSink(rewrite: ResponseRewrite | undefined): SinkFactory | undef
  *
  * @example
  * ```ts
- * if (hasReadObligations(decision)) fulfilReadObligations(context.socketPath, method, decision, res, forward, fail);
+ * if (hasReadObligations(decision)) fulfilReadObligations(context, method, decision, res, forward, fail);
  * ```
  */
 export function hasReadObligations(decision: Decision): boolean {
@@ -46,11 +46,11 @@ export function hasReadObligations(decision: Decision): boolean {
  *
  * @example
  * ```ts
- * fulfilReadObligations(socketPath, 'GET', decision, res, (path, sink) => forwardRequest(…, path, …, sink), onError);
+ * fulfilReadObligations({ socketPath }, 'GET', decision, res, (path, sink) => forwardRequest(…, path, …, sink), onError);
  * ```
  */
 export function fulfilReadObligations(
-  socketPath: string,
+  dockerd: LookupTarget,
   method: string,
   decision: Decision,
   res: ServerResponse,
@@ -66,7 +66,7 @@ export function fulfilReadObligations(
   }
   // A container inspect is its own lookup: asked on the decided target, its answer is the answer.
   const inspect = method === 'GET' && visible.kind === 'container' && INSPECT.test(path) ? path : undefined;
-  resolveVisible(socketPath, visible, inspect).then(
+  resolveVisible(dockerd, visible, inspect).then(
     (outcome) => {
       if (res.destroyed) return;
       log('%s %s %s -> %s', method, visible.kind, JSON.stringify(visible.id.slice(0, 80)), outcome.action);
@@ -133,11 +133,11 @@ function writeRawAnswer(socket: Duplex, status: number, headers: readonly string
  *
  * @example
  * ```ts
- * fulfilUpgradeVisibility(socketPath, decision, socket, (path, rewrite) => relay(…, path, …, rewrite), fail);
+ * fulfilUpgradeVisibility({ socketPath }, decision, socket, (path, rewrite) => relay(…, path, …, rewrite), fail, answered);
  * ```
  */
 export function fulfilUpgradeVisibility(
-  socketPath: string,
+  dockerd: LookupTarget,
   decision: Decision,
   socket: Duplex,
   relay: (path: string, rewriteRefusal?: (answer: Buffer) => Buffer) => void,
@@ -150,7 +150,7 @@ export function fulfilUpgradeVisibility(
     relay(path);
     return;
   }
-  resolveVisible(socketPath, visible).then(
+  resolveVisible(dockerd, visible).then(
     (outcome: Visibility) => {
       if (socket.destroyed) return;
       log('upgrade %s %s -> %s', visible.kind, JSON.stringify(visible.id.slice(0, 80)), outcome.action);

@@ -108,7 +108,7 @@ export function createUpgradeHandler(context: ProxyContext): UpgradeHandler {
       return;
     }
     fulfilUpgradeVisibility(
-      context.socketPath,
+      { socketPath: context.socketPath, agent: context.lookups },
       decision,
       socket,
       (path, rewriteRefusal) => relay(context, req, socket, head, path, framing.bodyLength, outcome, rewriteRefusal),

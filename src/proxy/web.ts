@@ -154,7 +154,7 @@ export function createWebHandler(context: ProxyContext): WebHandler {
       }
     };
     // A policy's read section: a lookup first (visibility), a rewriting sink (redaction).
-    if (hasReadObligations(decision)) fulfilReadObligations(context.socketPath, method, decision, res, forward, onError);
+    if (hasReadObligations(decision)) fulfilReadObligations({ socketPath: context.socketPath, agent: context.lookups }, method, decision, res, forward, onError);
     else forward(path);
   };
 }

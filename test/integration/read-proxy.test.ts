@@ -129,6 +129,32 @@ describe('a lookup dockerd cannot answer', () => {
   });
 });
 
+describe('lookups', () => {
+  const proxies = fakeProxies('dsf-read-ka-');
+  it('reuse their connection, and survive dockerd closing it', async () => {
+    const { fake, served } = await proxies.start((method, target) => ({
+      ...allowAll(method, target),
+      obligations: { visible: { kind: 'container', id: 'web', labels: [{ key: 'a' }] } },
+    }));
+    const sockets = new Set<Socket>();
+    fake.onRequest = (socket, head) => {
+      sockets.add(socket);
+      const body = head.startsWith('GET /containers/web/json') ? '{"Id":"0123abc","Config":{"Labels":{"a":"1"}}}\n' : 'logs';
+      socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Content-Length: ${body.length}\r\n\r\n${body}`);
+    };
+    for (let round = 0; round < 3; round++) expect((await get(served.port, '/v1.41/containers/web/logs')).body).toBe('logs');
+    const lookups = fake.heads.flatMap((head, index) => (head.startsWith('GET /containers/web/json') ? [fake.connectionOfHead[index]] : []));
+    expect(lookups).toHaveLength(3);
+    expect(new Set(lookups).size).toBe(1);
+    // The forwarded requests went by the full ID.
+    expect(fake.heads.filter((head) => head.startsWith('GET /v1.41/containers/0123abc/logs'))).toHaveLength(3);
+    // dockerd restarted: its connections are gone; the next request gets through.
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await get(served.port, '/v1.41/containers/web/logs')).body).toBe('logs');
+  });
+});
+
 describe('the events stream is rewritten one event at a time', () => {
   const proxies = fakeProxies('dsf-read-ev-');
   const labels = [{ key: 'traefik.enable', value: 'true' }];
