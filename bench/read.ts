@@ -2,7 +2,7 @@
 // through the CLI (dist/cli.js, as the image runs it) with CONTAINERS=1 alone, with REDACT_ENV=1,
 // and with REDACT_ENV=1 VISIBLE_LABELS=traefik.enable=true (10 of the 20 containers labelled), best of
 // 4 interleaved rounds of 5 s with wrk -t1 -c32.
-// Usage (as root, after npm run build): npx tsx bench/read.ts [--quick] [--json]
+// Usage (as root): npm run bench:read, or npx tsx bench/read.ts [--quick] [--json] after npm run build
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { once } from 'node:events';
