@@ -22,6 +22,26 @@ export type { PolicySpec, RuleSpec } from './policy/define.js';
 export type { PermissionCell, PermissionTable } from './policy/table.js';
 export type { CanonicalTarget, MalformedTarget } from './policy/canonical.js';
 export type { Evaluate } from './policy/evaluate.js';
-export type { Access, ClientInfo, DaemonFacts, Decision, Method, Obligations, Policy, ProtectHost, RequestInfo, Rule } from './policy/types.js';
+export type {
+  Access,
+  ClientInfo,
+  DaemonFacts,
+  Decision,
+  LabelRequirement,
+  Method,
+  Obligations,
+  Policy,
+  ProtectHost,
+  ReadPolicy,
+  RequestInfo,
+  ResponseKind,
+  ResponseRewrite,
+  Rule,
+  VisibleKind,
+} from './policy/types.js';
+export { formatRequirement, labelsSatisfy, parseLabelRequirements } from './policy/read/labels.js';
+export { encodeFilters, mergeLabelFilter, mergeQuery, parseFilters } from './policy/read/filters.js';
+export type { FilterArgs, FilterKind, MergedQuery } from './policy/read/filters.js';
+export { REDACTED, redactEnvList, rewriteEvent, rewriteResponse } from './policy/read/rewrite.js';
 export { SocketFilterError, SocketFilterTypeError, isSocketFilterError } from './errors.js';
 export type { SocketFilterErrorCode } from './errors.js';

@@ -1,7 +1,8 @@
 import picomatch from 'picomatch';
 import { SocketFilterTypeError } from '../errors.js';
 import { resolveProtectHost, type HostSettings } from './host/settings.js';
-import type { Access, Method, Policy, Rule } from './types.js';
+import { checkReadPolicy } from './read/settings.js';
+import type { Access, Method, Policy, ReadPolicy, Rule } from './types.js';
 
 /** Bit per method so a rule's method set is one integer test. */
 export const METHOD_BITS: Readonly<Record<Method, number>> = Object.freeze({
@@ -53,11 +54,13 @@ export interface CompiledPolicy {
   readonly otherSections: readonly CompiledEntry[];
   /** The policy's `protectHost` section, resolved; undefined without one. */
   readonly protectHost: HostSettings | undefined;
+  /** The policy's read section, validated (requirements given as strings parsed). */
+  readonly read?: ReadPolicy;
 }
 
 const GLOB_CHARS = /[*?[\]{}()!+@|]/;
 const RULE_KEYS = new Set(['id', 'effect', 'methods', 'access', 'paths', 'query', 'whenQueryTrue', 'reason']);
-const POLICY_KEYS = new Set(['name', 'rules', 'hints', 'source', 'protectHost']);
+const POLICY_KEYS = new Set(['name', 'rules', 'hints', 'source', 'protectHost', 'read']);
 const HINT_KEYS = new Set(['sections', 'write']);
 
 function invalidRule(where: string, message: string, cause?: unknown): never {
@@ -269,6 +272,7 @@ export function compilePolicy(policy: Policy, at = 'policy'): CompiledPolicy {
   // Reasons name the preset's variables for a preset's policy, the option paths for a custom one.
   const protectHost =
     policy.protectHost === undefined ? undefined : resolveProtectHost(policy.protectHost, `${at}.protectHost`, policy.source === undefined ? 'options' : 'env');
+  const read = checkReadPolicy(policy.read, `${at}.read`);
 
   interface RuleGlobs {
     readonly rule: Rule;
@@ -326,5 +330,11 @@ export function compilePolicy(policy: Policy, at = 'policy'): CompiledPolicy {
 
   const bySection = new Map<string, readonly CompiledEntry[]>();
   for (const section of sections) bySection.set(section, Object.freeze(entriesFor(section)));
-  return Object.freeze({ policy, bySection, otherSections: Object.freeze(entriesFor(null)), protectHost });
+  return Object.freeze({
+    policy,
+    bySection,
+    otherSections: Object.freeze(entriesFor(null)),
+    protectHost,
+    ...(read === undefined ? {} : { read }),
+  });
 }

@@ -1,7 +1,8 @@
 import { SocketFilterTypeError } from '../errors.js';
 import { checkRule, METHOD_BITS } from './compile.js';
 import { normalizeProtectHost } from './host/settings.js';
-import type { Access, Method, Policy, ProtectHost, Rule } from './types.js';
+import { checkReadPolicy, combineRead } from './read/settings.js';
+import type { Access, LabelRequirement, Method, Policy, ProtectHost, Rule } from './types.js';
 
 /**
  * A rule in the notation of `definePolicy`: a string `"METHODS GLOB"` (`"GET /containers/json"`,
@@ -42,9 +43,18 @@ export interface PolicySpec {
    * the extended policy's section, key by key; absent, the extended policy's section is kept.
    */
   readonly protectHost?: ProtectHost;
+  /**
+   * What a reading client may see (see `ReadPolicy`): `redactEnv`, and `visibleLabels` as
+   * requirements, `"key=value"` / `"key"` strings, or one comma-separated string. With `extends`,
+   * added to the extended policy's: redaction if either asks, every label of both.
+   */
+  readonly read?: {
+    readonly redactEnv?: boolean;
+    readonly visibleLabels?: string | readonly (string | LabelRequirement)[];
+  };
 }
 
-const SPEC_KEYS = new Set(['name', 'extends', 'allow', 'deny', 'protectHost']);
+const SPEC_KEYS = new Set(['name', 'extends', 'allow', 'deny', 'protectHost', 'read']);
 const RULE_SPEC_KEYS = new Set(['id', 'methods', 'paths', 'access', 'reason']);
 
 function invalid(where: string, message: string): never {
@@ -123,6 +133,10 @@ function toRules(specs: unknown, effect: 'allow' | 'deny'): Rule[] {
  *   extends: tecnativaPreset({ CONTAINERS: '1', IMAGES: '1', VOLUMES: '1', POST: '1' }),
  *   protectHost: { allowBindMounts: ['/srv', '/opt/appdata'] },
  * });
+ * const reader = definePolicy({
+ *   extends: tecnativaPreset({ CONTAINERS: '1' }),
+ *   read: { redactEnv: true, visibleLabels: 'traefik.enable=true' },
+ * });
  * ```
  */
 export function definePolicy(spec: PolicySpec): Policy {
@@ -145,10 +159,12 @@ export function definePolicy(spec: PolicySpec): Policy {
     spec.protectHost === undefined
       ? base?.protectHost
       : normalizeProtectHost({ ...(base?.protectHost ?? {}), ...spec.protectHost }, 'protectHost');
+  const read = combineRead(base?.read === undefined ? undefined : checkReadPolicy(base.read, 'extends.read'), checkReadPolicy(spec.read, 'read'));
   return Object.freeze({
     name: spec.name ?? (base ? `${base.name}+custom` : 'custom'),
     rules: Object.freeze(rules.map((rule) => Object.freeze(rule))),
     ...(base?.hints ? { hints: base.hints } : {}),
     ...(protectHost === undefined ? {} : { protectHost }),
+    ...(read === undefined ? {} : { read }),
   });
 }

@@ -10,6 +10,7 @@ import {
 } from './compile.js';
 import { createHostGuard, type VolumeGrant } from './host/guard.js';
 import { isFormContentType, isGoTrue, parseQuery, queryOf } from './query.js';
+import { createReadHook } from './read/decide.js';
 import type { Decision, Method, RequestInfo } from './types.js';
 
 /**
@@ -225,6 +226,8 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
     compiled.protectHost === undefined
       ? undefined
       : createHostGuard(compiled.protectHost, () => (volumeGrant ??= grantOfVolumes(evaluate, sectionHints.get('volumes'))));
+  // Undefined without a read section: then an allowed decision costs one comparison more.
+  const readHook = createReadHook(compiled.read);
 
   // First segments by the code of their first character: finding the rules of a request costs a
   // comparison or two instead of slicing the segment and hashing it for a Map lookup. The segments
@@ -375,8 +378,12 @@ export function createEvaluator(compiled: CompiledPolicy, settings: EvaluatorSet
           reason: methodPrefix(bit) + shownPath + entry.reasonSuffix,
           path: forwarded,
         };
-        if (judgeHost === undefined || bit !== METHOD_BITS.POST) return allowed;
-        return judgeHost(allowed, method, shownPath, decoded.slice(restStart, restEnd), request);
+        if (judgeHost === undefined && readHook === undefined) return allowed;
+        const rest = decoded.slice(restStart, restEnd);
+        // The host checks first (a refusal there needs no lookup), then what a reader may see;
+        // each adds its obligations to the other's.
+        const judged = judgeHost === undefined || bit !== METHOD_BITS.POST ? allowed : judgeHost(allowed, method, shownPath, rest, request);
+        return readHook === undefined || !judged.allowed ? judged : readHook(judged, method, rest, request);
       }
       let reason: string;
       if (rule.reason === undefined && entry.access === ACCESS_WRITE && writeHint !== undefined) {

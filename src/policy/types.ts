@@ -143,6 +143,7 @@ export type ResponseKind =
   | 'task-inspect'
   | 'task-list'
   | 'exec-inspect'
+  | 'network-inspect'
   | 'events';
 
 /**
@@ -294,6 +295,11 @@ export interface Policy {
     readonly sections?: Readonly<Record<string, string>>;
     readonly write?: string;
   };
+  /**
+   * What a reading client may see: environment values redacted, objects hidden unless their labels
+   * satisfy requirements. Absent: answers pass untouched. See `ReadPolicy`.
+   */
+  readonly read?: ReadPolicy;
   /** Set by presets: which preset built the policy and the value of every variable it read. */
   readonly source?: {
     readonly preset: string;
@@ -344,4 +350,26 @@ export interface ProtectHost {
   readonly dockerSockets?: readonly string[];
   /** The largest body read for a check, in bytes (default 1 MiB); over it the request is refused with 413. */
   readonly maxBodyBytes?: number;
+}
+
+/**
+ * The read section of a policy: what dockerd's answers may show a client. Set by the presets from
+ * `REDACT_ENV` and `VISIBLE_LABELS`, or by `definePolicy({ read })`.
+ *
+ * @example
+ * ```ts
+ * const read: ReadPolicy = { redactEnv: true, visibleLabels: [{ key: 'traefik.enable', value: 'true' }] };
+ * ```
+ */
+export interface ReadPolicy {
+  /**
+   * Replace the values of environment variables (container inspect `Config.Env`, services' and
+   * tasks' `ContainerSpec.Env`) and exec command lines (exec inspect, exec events) by a marker.
+   */
+  readonly redactEnv?: boolean;
+  /**
+   * Containers (and their execs), services (and their tasks) whose labels do not satisfy every
+   * requirement are hidden: left out of lists and events, answered `404` as missing ones.
+   */
+  readonly visibleLabels?: readonly LabelRequirement[];
 }

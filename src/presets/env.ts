@@ -1,4 +1,6 @@
 import { SocketFilterTypeError } from '../errors.js';
+import { parseLabelRequirements } from '../policy/read/labels.js';
+import type { LabelRequirement, ReadPolicy } from '../policy/types.js';
 
 /**
  * An environment-like object: variable name to value. `process.env` is one.
@@ -67,4 +69,65 @@ export function readSettings(defaults: Readonly<Record<string, boolean>>, env: u
     } else settings[name] = parseGrant(name, value);
   }
   return settings;
+}
+
+/**
+ * Reads `VISIBLE_LABELS`: comma-separated label requirements (`traefik.enable=true`, `key` alone
+ * for "has the label"). Unset or empty: no requirement (`undefined`). A value that cannot be used
+ * throws a `TypeError` (`ERR_DSF_INVALID_ENV`) naming the variable and the item.
+ *
+ * @example
+ * ```ts
+ * readVisibleLabels({ VISIBLE_LABELS: 'traefik.enable=true' }); // [{ key: 'traefik.enable', value: 'true' }]
+ * readVisibleLabels({}); // undefined
+ * ```
+ */
+export function readVisibleLabels(env: unknown): readonly LabelRequirement[] | undefined {
+  const value: unknown = (env as Record<string, unknown> | null)?.VISIBLE_LABELS;
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') {
+    throw new SocketFilterTypeError('ERR_DSF_INVALID_ENV', '`VISIBLE_LABELS` must be a string such as "traefik.enable=true"');
+  }
+  const parsed = parseLabelRequirements(value);
+  if (parsed.problem !== null) {
+    throw new SocketFilterTypeError(
+      'ERR_DSF_INVALID_ENV',
+      `\`VISIBLE_LABELS=${value}\` is not understood: ${parsed.problem}. Write comma-separated labels, each key=value or a key alone, e.g. VISIBLE_LABELS=traefik.enable=true`,
+    );
+  }
+  const keys = new Set<string>();
+  for (const { key } of parsed.requirements) {
+    if (keys.has(key)) {
+      throw new SocketFilterTypeError('ERR_DSF_INVALID_ENV', `\`VISIBLE_LABELS=${value}\` is not understood: it names the label ${JSON.stringify(key)} twice`);
+    }
+    keys.add(key);
+  }
+  return parsed.requirements;
+}
+
+/**
+ * The variables both presets read for what a reading client may see, with their defaults.
+ *
+ * @example
+ * ```ts
+ * READ_DEFAULTS.REDACT_ENV; // false
+ * ```
+ */
+export const READ_DEFAULTS: Readonly<Record<string, boolean>> = Object.freeze({ REDACT_ENV: false, STRICT_READ: false });
+
+/**
+ * The read section of a preset's policy from `REDACT_ENV` and `VISIBLE_LABELS`, or `undefined`
+ * when neither is set.
+ *
+ * @example
+ * ```ts
+ * presetRead({ REDACT_ENV: true }, undefined); // { redactEnv: true }
+ * ```
+ */
+export function presetRead(settings: Readonly<Record<string, boolean>>, labels: readonly LabelRequirement[] | undefined): ReadPolicy | undefined {
+  if (!settings.REDACT_ENV && labels === undefined) return undefined;
+  return Object.freeze({
+    ...(settings.REDACT_ENV ? { redactEnv: true } : {}),
+    ...(labels === undefined ? {} : { visibleLabels: labels }),
+  });
 }

@@ -1,5 +1,5 @@
 import type { Policy, Rule } from '../policy/types.js';
-import { readSettings, type EnvLike } from './env.js';
+import { presetRead, READ_DEFAULTS, readSettings, readVisibleLabels, type EnvLike } from './env.js';
 import { HOST_DEFAULTS, protectHostFromEnv } from './host.js';
 import {
   DEFAULT_GRANTED,
@@ -40,7 +40,6 @@ const SECTION_PATHS: Readonly<Record<string, string>> = Object.freeze({
   ...Object.fromEntries(LIBPOD_SECTIONS.map((segment) => [libpodVariable(segment), `/libpod/${segment}`])),
 });
 
-
 /** Action variables: variable -> [base path, actions]. Order is the image's rule order. */
 const ACTIONS: ReadonlyArray<readonly [string, string, readonly string[]]> = [
   ['ALLOW_RESTARTS', '/containers', ['stop', 'restart', 'kill']],
@@ -59,7 +58,6 @@ const ACTIONS: ReadonlyArray<readonly [string, string, readonly string[]]> = [
   ['LIBPOD_ALLOW_POD_PAUSE', '/libpod/pods', ['pause']],
   ['LIBPOD_ALLOW_POD_UNPAUSE', '/libpod/pods', ['unpause']],
 ];
-
 
 /**
  * Every variable of linuxserver's docker-socket-proxy that decides permissions, with its default.
@@ -91,6 +89,10 @@ export const LINUXSERVER_DEFAULTS: Readonly<Record<string, boolean>> = Object.fr
  * actions (so `ALLOW_START=1` works with `POST=0`), then the write gate, then the sections, with
  * Podman's `/libpod/…` sections behind their `LIBPOD_*` variables. No `GRPC` section.
  *
+ * What a reading client may see: `REDACT_ENV=1` and `VISIBLE_LABELS` as in `tecnativaPreset`
+ * (under `VISIBLE_LABELS` the Podman API is refused but for `_ping` and `version`); `STRICT_READ`
+ * is read and changes nothing, the sub-resource gates being always on here.
+ *
  * @param env - variables to read (default `process.env`); unknown ones are ignored.
  * @throws TypeError (`ERR_DSF_INVALID_ENV`) naming the variable whose value is not understood.
  * @example
@@ -103,6 +105,8 @@ export function linuxserverPreset(env: EnvLike = process.env): Policy {
   const settings = readSettings(LINUXSERVER_DEFAULTS, env);
   const hostSettings = readSettings(HOST_DEFAULTS, env);
   const protectHost = protectHostFromEnv(env, hostSettings);
+  const readSwitches = readSettings(READ_DEFAULTS, env);
+  const read = presetRead(readSwitches, readVisibleLabels(env));
   const rules: Rule[] = subResourceGates(settings);
   for (const gate of [
     execCreateGate(settings, '/containers', 'EXEC', ['POST', 'CONTAINERS', 'EXEC']),
@@ -121,7 +125,8 @@ export function linuxserverPreset(env: EnvLike = process.env): Policy {
     name: 'linuxserver',
     rules: Object.freeze(rules),
     hints: Object.freeze({ sections: Object.freeze(sectionHints(SECTION_PATHS)), write: 'POST=1' }),
-    source: Object.freeze({ preset: 'linuxserver', settings: Object.freeze({ ...settings, ...hostSettings }) }),
+    source: Object.freeze({ preset: 'linuxserver', settings: Object.freeze({ ...settings, ...hostSettings, ...readSwitches }) }),
     ...(protectHost === undefined ? {} : { protectHost }),
+    ...(read === undefined ? {} : { read }),
   });
 }

@@ -1,7 +1,27 @@
 import type { Policy, Rule } from '../policy/types.js';
-import { readSettings, type EnvLike } from './env.js';
+import { presetRead, READ_DEFAULTS, readSettings, readVisibleLabels, type EnvLike } from './env.js';
 import { HOST_DEFAULTS, protectHostFromEnv } from './host.js';
-import { DEFAULT_GRANTED, DOCKER_SECTIONS, WRITE_GATE, actionRules, execCreateGate, sectionHints, sectionRule } from './sections.js';
+import {
+  DEFAULT_GRANTED,
+  DOCKER_SECTIONS,
+  SUB_RESOURCES,
+  WRITE_GATE,
+  actionRules,
+  execCreateGate,
+  sectionHints,
+  sectionRule,
+  subResourceGates,
+  subResourceVariable,
+} from './sections.js';
+
+/**
+ * The opt-in read variables of this preset (not Tecnativa's): `REDACT_ENV`, `STRICT_READ`, and
+ * linuxserver's sub-resource gates, which take effect only with `STRICT_READ=1`.
+ */
+const READ_VARIABLES: Readonly<Record<string, boolean>> = Object.freeze({
+  ...READ_DEFAULTS,
+  ...Object.fromEntries(SUB_RESOURCES.map((resource) => [subResourceVariable(resource), false])),
+});
 
 const SECTION_PATHS: Readonly<Record<string, string>> = Object.freeze(
   Object.fromEntries(
@@ -33,6 +53,12 @@ export const TECNATIVA_DEFAULTS: Readonly<Record<string, boolean>> = Object.free
  * only work with `POST=1`; then the container actions; then one rule per section. Stricter where
  * the original can be walked around (see the README's "Differences from Tecnativa").
  *
+ * Opt-in, stricter than the original (docs/reading.md): `REDACT_ENV=1` replaces environment values
+ * in answers by a marker; `VISIBLE_LABELS=traefik.enable=true` hides every container, exec, service
+ * and task whose labels do not satisfy the list; `STRICT_READ=1` denies
+ * `/containers/<name>/archive|changes|export|logs|top` unless `ALLOW_ARCHIVE`, `ALLOW_CHANGES`,
+ * `ALLOW_EXPORT`, `ALLOW_LOGS`, `ALLOW_TOP` (linuxserver's gates).
+ *
  * @param env - variables to read (default `process.env`); unknown ones are ignored.
  * @throws TypeError (`ERR_DSF_INVALID_ENV`) naming the variable whose value is not understood.
  * @example
@@ -45,7 +71,10 @@ export function tecnativaPreset(env: EnvLike = process.env): Policy {
   const settings = readSettings(TECNATIVA_DEFAULTS, env);
   const hostSettings = readSettings(HOST_DEFAULTS, env);
   const protectHost = protectHostFromEnv(env, hostSettings);
-  const rules: Rule[] = [];
+  const readSwitches = readSettings(READ_VARIABLES, env);
+  const read = presetRead(readSwitches, readVisibleLabels(env));
+  // linuxserver's sub-resource gates (and its attach?logs=1 gate), opt-in here.
+  const rules: Rule[] = readSwitches.STRICT_READ ? subResourceGates(readSwitches) : [];
   const execGate = execCreateGate(settings, '/containers', 'EXEC', ['POST', 'CONTAINERS', 'EXEC']);
   if (execGate !== undefined) rules.push(execGate);
   if (!settings.POST) rules.push(WRITE_GATE);
@@ -59,7 +88,8 @@ export function tecnativaPreset(env: EnvLike = process.env): Policy {
     name: 'tecnativa',
     rules: Object.freeze(rules),
     hints: Object.freeze({ sections: Object.freeze(sectionHints(SECTION_PATHS)), write: 'POST=1' }),
-    source: Object.freeze({ preset: 'tecnativa', settings: Object.freeze({ ...settings, ...hostSettings }) }),
+    source: Object.freeze({ preset: 'tecnativa', settings: Object.freeze({ ...settings, ...hostSettings, ...readSwitches }) }),
     ...(protectHost === undefined ? {} : { protectHost }),
+    ...(read === undefined ? {} : { read }),
   });
 }

@@ -1,4 +1,4 @@
-import { request, type IncomingHttpHeaders } from 'node:http';
+import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
 
 /**
  * dockerd's answer to a request the guard makes on its own behalf (a lookup an obligation needs:
@@ -29,6 +29,11 @@ export interface AskOptions {
   readonly timeoutMs?: number;
   /** Largest answer body kept; a longer one rejects (a lookup answer is small). Default 4 MiB. */
   readonly maxBytes?: number;
+  /**
+   * A keep-alive agent for callers that look up on every request (visibility): a connection per
+   * lookup costs dockerd and the guard more than the lookup. Default: a connection of its own.
+   */
+  readonly agent?: Agent;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -50,7 +55,7 @@ export function askDockerd(socketPath: string, method: string, path: string, opt
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, agent: false, headers: { Host: 'docker' } }, (res) => {
+    const req = request({ socketPath, method, path, agent: options.agent ?? false, headers: { Host: 'docker' } }, (res) => {
       const chunks: Buffer[] = [];
       let length = 0;
       res.on('data', (chunk: Buffer) => {

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { Agent, IncomingHttpHeaders } from 'node:http';
 import type { Debugger } from 'debug';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate } from '../policy/evaluate.js';
@@ -14,7 +14,7 @@ export type { Evaluate };
  *
  * @example
  * ```ts
- * const context: ProxyContext = { evaluate, socketPath, pool, onRequest: undefined, uploadIdleTimeoutMs: 60_000, closed: false, open: new Set() };
+ * const context: ProxyContext = { evaluate, pin, socketPath, pool, lookups, onRequest: undefined, uploadIdleTimeoutMs: 60_000, closed: false, open: new Set() };
  * ```
  */
 export interface ProxyContext {
@@ -28,6 +28,8 @@ export interface ProxyContext {
   readonly socketPath: string;
   /** Keep-alive connections to dockerd for plain requests (upgrades get their own). */
   readonly pool: UpstreamPool;
+  /** Keep-alive connections for the guard's own lookups (`askDockerd`: visibility). */
+  readonly lookups: Agent;
   /** Told once per request when it is over; see `report`. */
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
   /** Milliseconds a declared request body may stop arriving before dockerd has answered. */

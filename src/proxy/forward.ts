@@ -162,7 +162,38 @@ export interface ForwardOptions {
   readonly body?: Buffer;
   /** Milliseconds a declared body may stop arriving before dockerd has answered. */
   readonly uploadIdleTimeoutMs: number;
+  /** Builds what the answer is written into instead of `res` (a rewrite of it). */
+  readonly sink?: SinkFactory;
 }
+
+/**
+ * Where the forwarder writes dockerd's answer: the client's response itself, or a sink in front of
+ * it that rewrites the answer (src/proxy/read-sinks.ts). `write` receives a copy it may keep.
+ *
+ * @example
+ * ```ts
+ * const sink: ResponseSink = res; // a ServerResponse is one
+ * ```
+ */
+export interface ResponseSink {
+  writeHead(status: number, reason: string, headers: string[]): unknown;
+  write(chunk: Buffer): boolean;
+  end(last?: Buffer): unknown;
+  flushHeaders(): void;
+  once(event: 'drain', listener: () => void): unknown;
+}
+
+/**
+ * Builds the sink of one response, given the client's response and `abandon`, which drops the
+ * exchange with dockerd (for a sink that has answered already, e.g. 502 for an answer over its
+ * bound).
+ *
+ * @example
+ * ```ts
+ * const passThrough: SinkFactory = (res) => res;
+ * ```
+ */
+export type SinkFactory = (res: ServerResponse, abandon: () => void) => ResponseSink;
 
 const enum Phase {
   Head,
@@ -189,6 +220,8 @@ class Exchange implements UpstreamUser {
   /** While the declared body is still arriving and dockerd has answered nothing. */
   private uploadTimer: NodeJS.Timeout | undefined;
   connection: UpstreamConnection | null = null;
+  /** Where the answer goes: `res`, or a rewriting sink in front of it. */
+  out: ResponseSink;
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -201,6 +234,7 @@ class Exchange implements UpstreamUser {
     private readonly options: ForwardOptions,
   ) {
     this.requestSent = bodyLength === 0;
+    this.out = res;
   }
 
   onConnection(connection: UpstreamConnection): void {
@@ -222,12 +256,12 @@ class Exchange implements UpstreamUser {
   /** Writes a piece of the body to the client; `data` is a view of the shared read buffer. */
   readonly write = (data: Buffer): void => {
     this.wroteBody = true;
-    if (!this.res.write(Buffer.from(data)) && !this.waitingForDrain && this.connection !== null) {
+    if (!this.out.write(Buffer.from(data)) && !this.waitingForDrain && this.connection !== null) {
       // The client reads slower than dockerd writes: stop reading dockerd until it catches up.
       this.waitingForDrain = true;
       const socket = this.connection.socket;
       socket.pause();
-      this.res.once('drain', () => {
+      this.out.once('drain', () => {
         this.waitingForDrain = false;
         socket.resume();
       });
@@ -368,7 +402,7 @@ class Exchange implements UpstreamUser {
       return;
     }
     try {
-      res.writeHead(head.status, head.reason, head.headers);
+      this.out.writeHead(head.status, head.reason, head.headers);
     } catch (error) {
       // Node refuses a header it cannot send (an invalid value): nothing was written yet.
       this.failUpstream(badResponse(`The Docker daemon sent a response the filter cannot relay (${(error as Error).message})`));
@@ -397,7 +431,7 @@ class Exchange implements UpstreamUser {
     if (rest.length > 0) this.readBody(rest);
     // A response without a length is a stream (`events`, `logs -f`, and `wait`, which sends its head
     // and then nothing until the container exits): the client must get the head now, or it deadlocks.
-    if (!this.wroteBody && this.phase === Phase.Body) res.flushHeaders();
+    if (!this.wroteBody && this.phase === Phase.Body) this.out.flushHeaders();
   }
 
   /**
@@ -468,8 +502,8 @@ class Exchange implements UpstreamUser {
     } else {
       this.dropConnection();
     }
-    if (last === undefined || last.length === 0) this.res.end();
-    else this.res.end(Buffer.from(last));
+    if (last === undefined || last.length === 0) this.out.end();
+    else this.out.end(Buffer.from(last));
   }
 
   /** dockerd failed, or sent what cannot be relayed: 502 if nothing was sent, else a cut stream. */
@@ -524,6 +558,8 @@ class Exchange implements UpstreamUser {
  * ```ts
  * forwardRequest(pool, open, req, res, decision.path, framing.bodyLength, { onError: fail }, { uploadIdleTimeoutMs: 60_000 });
  * ```
+ *
+ * `sink`, when given, builds what the answer is written into instead of `res` (a rewrite of it).
  */
 export function forwardRequest(
   pool: UpstreamPool,
@@ -537,6 +573,7 @@ export function forwardRequest(
 ): void {
   if (!SENDABLE_PATH.test(path)) throw new TypeError(`The decided path cannot be sent: ${JSON.stringify(path.slice(0, 100))}`);
   const exchange = new Exchange(pool, open, req, res, path, bodyLength, hooks, options);
+  if (options.sink !== undefined) exchange.out = options.sink(res, () => exchange.abandon());
   // Registered in `open` until it closes, so the proxy's close() can end it. A client that goes
   // away aborts the upstream request (and, through it, dockerd's work). One listener for both: this
   // runs for every request.

@@ -1,3 +1,4 @@
+import { Agent } from 'node:http';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate, ProxyContext } from './context.js';
 import { createUpstreamPool, type UpstreamPoolStats } from './pool.js';
@@ -23,6 +24,8 @@ export {
 const UPSTREAM_IDLE_TIMEOUT_MS = 5_000;
 /** Idle connections to dockerd kept at most (Node's agent keeps 256 too). */
 const UPSTREAM_MAX_IDLE = 256;
+/** Connections to dockerd for the guard's own lookups (visibility, body checks), at most. */
+const LOOKUP_SOCKETS = 32;
 
 /**
  * Defaults of the proxy's bounds.
@@ -121,6 +124,9 @@ export function createProxy(options: ProxyOptions): Proxy {
     maxWaiting: maxConnections,
     waitTimeoutMs: options.upstreamWaitTimeoutMs ?? PROXY_DEFAULTS.upstreamWaitTimeoutMs,
   });
+  // The guard's own lookups (visibility) reuse their connections too, and close them when idle.
+  // Bounded as well: at most LOOKUP_SOCKETS connections to dockerd for them, beside the pool's.
+  const lookups = new Agent({ keepAlive: true, maxSockets: LOOKUP_SOCKETS, maxFreeSockets: 16, timeout: UPSTREAM_IDLE_TIMEOUT_MS });
   const context: ProxyContext = {
     evaluate: options.evaluate,
     pin: options.pin ?? ((): Evaluate => options.evaluate),
@@ -128,6 +134,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     onRequest: options.onRequest,
     uploadIdleTimeoutMs: options.uploadIdleTimeoutMs ?? PROXY_DEFAULTS.uploadIdleTimeoutMs,
     pool,
+    lookups,
     closed: false,
     open: new Set(),
   };
@@ -139,6 +146,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     close() {
       context.closed = true;
       pool.destroy();
+      lookups.destroy();
       for (const stream of context.open) stream.destroy();
       context.open.clear();
       return new Promise((resolve) => setImmediate(resolve));

@@ -11,6 +11,7 @@ import { inTurn } from './lane.js';
 import type { UpstreamConnection, UpstreamUser } from './pool.js';
 import { joinStreams } from './relay.js';
 import { MAX_RESPONSE_HEAD_BYTES, parseResponseHead, type ResponseHead } from './response-head.js';
+import { fulfilUpgradeVisibility } from './read.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 
 const log = createDebug('docker-socket-filter:upgrade');
@@ -141,7 +142,19 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
     return;
   }
 
-  relay(context, req, socket, head, decision.path, framing.bodyLength, outcome);
+  if (decision.obligations?.visible === undefined) {
+    relay(context, req, socket, head, decision.path, framing.bodyLength, outcome);
+    return;
+  }
+  // An attach or exec of an object the client may not see: looked up first (see read.ts).
+  fulfilUpgradeVisibility(
+    { socketPath: context.socketPath, agent: context.lookups },
+    decision,
+    socket,
+    (path, rewriteRefusal) => relay(context, req, socket, head, path, framing.bodyLength, outcome, rewriteRefusal),
+    (error) => void upstreamFailureMessage(error, context.socketPath).then((message) => refuse(502, message)),
+    (status) => (outcome.status = status),
+  );
 }
 
 interface Outcome {
@@ -173,6 +186,7 @@ function relay(
   path: string,
   bodyLength: number,
   outcome: Outcome,
+  rewriteRefusal?: (answer: Buffer) => Buffer,
 ): void {
   track(context.open, socket);
   // Hijacked streams (attach, exec, logs) idle for as long as the container is quiet.
@@ -282,6 +296,10 @@ function relay(
       socket.end();
       setTimeout(() => socket.destroy(), 5_000).unref();
     };
+    if (rewriteRefusal !== undefined) {
+      holdAndRewrite(answer, headBytes, rest, rewriteRefusal);
+      return;
+    }
     const forward = (chunk: Buffer): void => {
       let part = chunk;
       let ended = false;
@@ -335,6 +353,37 @@ function relay(
 
   let relayUpstream: ((chunk: Buffer) => void) | null = null;
   let relayUpstreamEnd: (() => void) | null = null;
+
+  /**
+   * dockerd's answer about a stand-in reference (an object the client may not see, asked as a
+   * missing one): held whole, it is short, then written with the client's reference back in it.
+   */
+  const holdAndRewrite = (answer: ResponseHead, headBytes: Buffer, rest: Buffer, rewrite: (answer: Buffer) => Buffer): void => {
+    const total =
+      answer.framing === 'length' ? headBytes.length + answer.length : answer.framing === 'none' ? headBytes.length : Number.POSITIVE_INFINITY;
+    let held = Buffer.concat([headBytes, rest]);
+    const send = (): void => {
+      if (phase === 'over') return;
+      phase = 'over';
+      dropUpstream();
+      socket.end(rewrite(held.subarray(0, Math.min(held.length, total))));
+      setTimeout(() => socket.destroy(), 5_000).unref();
+    };
+    if (held.length >= total) {
+      send();
+      return;
+    }
+    relayUpstream = (chunk) => {
+      held = Buffer.concat([held, chunk]);
+      // A missing object's answer is a short JSON error; anything longer is not one.
+      if (held.length > MAX_RESPONSE_HEAD_BYTES) {
+        phase = 'over';
+        dropUpstream();
+        socket.destroy();
+      } else if (held.length >= total) send();
+    };
+    relayUpstreamEnd = send;
+  };
 
   const onAnswerData = (chunk: Buffer): void => {
     if (phase === 'relaying') {

@@ -1,13 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import createDebug from 'debug';
+import type { Decision } from '../policy/types.js';
 import { SocketFilterError } from '../errors.js';
 import { clientOf } from './client-info.js';
 import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, report, reportWhenClosed, type ProxyContext } from './context.js';
 import { sendJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
-import { forwardRequest } from './forward.js';
+import { forwardRequest, type SinkFactory } from './forward.js';
 import { inTurn, MAX_PIPELINED_REQUESTS } from './lane.js';
 import { satisfyObligations } from './obligations.js';
+import { fulfilReadObligations, hasReadObligations } from './read.js';
 
 const log = createDebug('docker-socket-filter:proxy');
 
@@ -210,19 +212,30 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
     // for the end of this request (the report, the lane, middleware) that it is over.
     onHijackEnd: () => res.emit('close'),
   };
-  const forward = (body?: Buffer): void => {
-    try {
-      forwardRequest(context.pool, context.open, req, res, path, framing.bodyLength, hooks, {
-        uploadIdleTimeoutMs: context.uploadIdleTimeoutMs,
-        ...(body === undefined ? {} : { body }),
-      });
-    } catch (error) {
-      // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
-      onError(error instanceof Error ? error : new Error(String(error)));
-    }
+  // What is forwarded: on `to` (the decided path, or the full ID of a visible object in place of
+  // the client's reference), with the body a check read (if one did), into `sink` (a rewrite).
+  const forwarder =
+    (body: Buffer | undefined) =>
+    (to: string, sink?: SinkFactory): void => {
+      try {
+        forwardRequest(context.pool, context.open, req, res, to, framing.bodyLength, hooks, {
+          uploadIdleTimeoutMs: context.uploadIdleTimeoutMs,
+          ...(body === undefined ? {} : { body }),
+          ...(sink === undefined ? {} : { sink }),
+        });
+      } catch (error) {
+        // A path that cannot be sent (only a custom `evaluate` could decide one): nothing was sent.
+        onError(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+  // Then a policy's read section: a lookup first (visibility), a rewriting sink (redaction).
+  const proceed = (final: Decision, body?: Buffer): void => {
+    const forward = forwarder(body);
+    if (hasReadObligations(final)) fulfilReadObligations({ socketPath: context.socketPath, agent: context.lookups }, method, final, res, forward, onError);
+    else forward(final.path ?? path);
   };
-  if (decision.obligations === undefined) {
-    forward();
+  if (!hasHostObligations(decision)) {
+    proceed(decision);
     return;
   }
   // A body check or a question to dockerd first (see `Decision.obligations`).
@@ -236,8 +249,17 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
       sendJsonError(res, outcome.status, outcome.message, { close: outcome.close });
       return;
     }
-    forward(outcome.body);
+    proceed(final, outcome.body);
   });
+}
+
+/** Whether a decision asks for a body check, or for dockerd to be asked about volumes or networks. */
+function hasHostObligations(decision: Decision): boolean {
+  const obligations = decision.obligations;
+  return (
+    obligations !== undefined &&
+    (obligations.body !== undefined || obligations.existingVolumes !== undefined || obligations.notHostNetworks !== undefined)
+  );
 }
 
 /** The status of a request dockerd could not be asked, or did not answer properly. */

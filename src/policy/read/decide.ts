@@ -1,0 +1,141 @@
+import type { Decision, LabelRequirement, Obligations, ReadPolicy, RequestInfo, ResponseKind, ResponseRewrite, VisibleKind } from '../types.js';
+import { mergeQuery, type FilterKind } from './filters.js';
+
+/**
+ * What the read section of a policy adds to a decision a rule allowed: the forwarded target with
+ * merged filters, the `visible` and `response` obligations, or a refusal. Pure: no `node:` imports.
+ */
+
+/**
+ * Completes an allowed decision for a policy's read section. `rest` is the decoded path after the
+ * version prefix (`/containers/web/json`), `method` the request's method.
+ *
+ * @example
+ * ```ts
+ * const hook = createReadHook({ redactEnv: true });
+ * hook?.(decision, 'GET', '/containers/web/json', undefined).obligations?.response; // { kind: 'container-inspect', redactEnv: true }
+ * ```
+ */
+export type ReadHook = (decision: Decision, method: string, rest: string, request: RequestInfo | undefined) => Decision;
+
+const VISIBLE_REASON = 'while visibility is limited by labels (VISIBLE_LABELS, or read.visibleLabels)';
+
+/**
+ * The rule id of refusals made for the read section: `visible-labels` (what the client may see),
+ * `redact-env` (an answer that carries environment values this filter cannot redact).
+ *
+ * @example
+ * ```ts
+ * filter.evaluate('GET', '/v1.41/system/df').rule; // 'visible-labels' under VISIBLE_LABELS
+ * ```
+ */
+export type ReadRule = 'visible-labels' | 'redact-env';
+
+function refuse(decision: Decision, status: 400 | 403, rule: ReadRule, reason: string): Decision {
+  return { allowed: false, status, rule, reason, path: decision.path };
+}
+
+/**
+ * Builds the hook for a read section, or `undefined` when the section does nothing (so that a
+ * policy without one decides exactly as fast as before).
+ *
+ * @example
+ * ```ts
+ * createReadHook(undefined); // undefined
+ * createReadHook({ visibleLabels: [{ key: 'traefik.enable', value: 'true' }] }); // a ReadHook
+ * ```
+ */
+export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefined {
+  const redactEnv = read?.redactEnv === true;
+  const labels: readonly LabelRequirement[] | undefined =
+    read?.visibleLabels !== undefined && read.visibleLabels.length > 0 ? read.visibleLabels : undefined;
+  if (!redactEnv && labels === undefined) return undefined;
+
+  const response = (kind: ResponseKind): ResponseRewrite =>
+    labels === undefined ? { kind, redactEnv } : { kind, redactEnv, labels };
+
+  return function readHook(decision, method, rest, request) {
+    const segments = rest.split('/');
+    const section = segments[1] ?? '';
+    const count = segments.length - 1;
+    const second = segments[2] ?? '';
+    const isGet = method === 'GET';
+
+    // Added to what the decision already asks (a body check, volumes that must exist).
+    const withObligations = (obligations: Obligations, path = decision.path): Decision => ({
+      ...decision,
+      path,
+      obligations: { ...decision.obligations, ...obligations },
+    });
+    const visibleOnly = (kind: VisibleKind, id: string, extra?: ResponseRewrite): Decision => {
+      if (labels === undefined) return extra === undefined ? decision : withObligations({ response: extra });
+      const visible = { kind, id, labels };
+      return withObligations(extra === undefined ? { visible } : { visible, response: extra });
+    };
+    const list = (kind: FilterKind, answer: ResponseKind | null): Decision => {
+      const target = decision.path as string;
+      const queryStart = target.indexOf('?');
+      const path = queryStart === -1 ? target : target.slice(0, queryStart);
+      const rewrite = answer === null ? undefined : response(answer);
+      if (labels === undefined) return rewrite === undefined ? decision : withObligations({ response: rewrite });
+      const merged = mergeQuery(kind, queryStart === -1 ? '' : target.slice(queryStart + 1), labels);
+      if (merged.problem !== null) return refuse(decision, 400, 'visible-labels', `${method} ${path} is refused ${VISIBLE_REASON}: ${merged.problem}.`);
+      const obligations: Obligations = {
+        ...(merged.service === undefined ? {} : { visible: { kind: 'service' as const, id: merged.service, labels } }),
+        ...(rewrite === undefined ? {} : { response: rewrite }),
+      };
+      return withObligations(obligations, `${path}?${merged.query}`);
+    };
+
+    switch (section) {
+      case 'containers':
+        if (count === 2) {
+          if (isGet && second === 'json') return list('containers', labels === undefined ? null : 'container-list');
+          if (method === 'POST' && second === 'prune') {
+            if (labels === undefined) return decision;
+            // Go reads a form body's `filters` before the query's: the merged query would not count.
+            const body = request?.bodyLength ?? 0;
+            if (body !== 0) return refuse(decision, 400, 'visible-labels', `POST ${rest} with a body is refused ${VISIBLE_REASON}.`);
+            return list('containers-prune', null);
+          }
+          return method === 'DELETE' ? visibleOnly('container', second) : decision;
+        }
+        if (count >= 3) return visibleOnly('container', second, isGet && count === 3 && segments[3] === 'json' && redactEnv ? response('container-inspect') : undefined);
+        return decision;
+      case 'exec':
+        if (count >= 3) return visibleOnly('exec', second, isGet && count === 3 && segments[3] === 'json' && redactEnv ? response('exec-inspect') : undefined);
+        return decision;
+      case 'services':
+        if (count === 1) return isGet ? list('services', 'service-list') : decision;
+        if (count === 2) {
+          if (method === 'POST' && second === 'create') return decision;
+          if (isGet || method === 'DELETE') return visibleOnly('service', second, isGet && redactEnv ? response('service-inspect') : undefined);
+          return decision;
+        }
+        return visibleOnly('service', second);
+      case 'tasks':
+        if (count === 1) return isGet ? list('tasks', redactEnv ? 'task-list' : null) : decision;
+        return visibleOnly('task', second, isGet && count === 2 && redactEnv ? response('task-inspect') : undefined);
+      case 'events':
+        return isGet && count === 1 ? list('events', 'events') : decision;
+      case 'networks':
+        return isGet && count === 2 && labels !== undefined ? withObligations({ response: response('network-inspect') }) : decision;
+      case 'system':
+        if (labels !== undefined && second === 'df') return refuse(decision, 403, 'visible-labels', `${method} ${rest} is refused ${VISIBLE_REASON}: it lists every container.`);
+        return decision;
+      case 'commit':
+        if (labels !== undefined) return refuse(decision, 403, 'visible-labels', `${method} ${rest} is refused ${VISIBLE_REASON}: it names its container in the query.`);
+        return decision;
+      case 'libpod':
+        if (labels !== undefined) {
+          if (count === 2 && (second === '_ping' || second === 'version')) return decision;
+          return refuse(decision, 403, 'visible-labels', `${method} ${rest} is refused ${VISIBLE_REASON}: the Podman API is not covered by visibility.`);
+        }
+        if (second === 'generate') return refuse(decision, 403, 'redact-env', `${method} ${rest} is refused while environment values are redacted (REDACT_ENV): its answer carries them.`);
+        if (isGet && second === 'containers' && count === 4 && segments[4] === 'json') return withObligations({ response: response('container-inspect') });
+        return decision;
+      default:
+        return decision;
+    }
+  };
+}

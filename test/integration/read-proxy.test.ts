@@ -1,0 +1,223 @@
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { REDACTED } from '../../src/index.js';
+import type { Decision, ResponseRewrite } from '../../src/policy/types.js';
+import { MAX_EVENT_BYTES, MAX_REWRITTEN_BYTES } from '../../src/proxy/read-sinks.js';
+import { allowAll, fakeProxies } from '../helpers/fake-dockerd.js';
+
+// The proxy half of the response obligations against a scripted dockerd: what a real one does not
+// produce on demand (answers split anywhere, over-long, not JSON). test/integration/visibility.test.ts
+// runs the same against the real dockerd.
+
+const rewriting = (response: ResponseRewrite) => (method: string, target: string): Decision => ({
+  ...allowAll(method, target),
+  obligations: { response },
+});
+
+const DOCKERD_HEADERS = 'Api-Version: 1.41\r\nContent-Type: application/json\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/20.10.24+dfsg1 (linux)\r\n';
+
+function get(port: number, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string; error?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (error) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), error: error.message }));
+      res.on('close', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), error: 'closed' }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Writes `text` as chunked body pieces of `size` characters, then the last chunk. */
+function chunked(socket: Socket, text: string, size: number, end = true): void {
+  for (let index = 0; index < text.length; index += size) {
+    const piece = Buffer.from(text.slice(index, index + size), 'utf8');
+    socket.write(`${piece.length.toString(16)}\r\n`);
+    socket.write(piece);
+    socket.write('\r\n');
+  }
+  if (end) socket.write('0\r\n\r\n');
+}
+
+describe('a rewritten JSON answer is framed as dockerd frames it', () => {
+  const proxies = fakeProxies('dsf-read-');
+  const inspectText = '{"Id":"abc","Config":{"Env":["DB_PASSWORD=hunter2","PLAIN"],"Labels":{"a":"b"}},"Memory":9223372036854775807}';
+
+  it('dockerd’s status, headers, a correct length, the value redacted, big numbers kept, whatever the chunks', async () => {
+    const { fake, served } = await proxies.start(rewriting({ kind: 'container-inspect', redactEnv: true }));
+    fake.onRequest = (socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Date: x\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      chunked(socket, `${inspectText}\n`, 7);
+    };
+    const answer = await get(served.port, '/v1.41/containers/abc/json');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe(`{"Id":"abc","Config":{"Env":["DB_PASSWORD=${REDACTED}","PLAIN"],"Labels":{"a":"b"}},"Memory":9223372036854775807}\n`);
+    expect(answer.headers['content-length']).toBe(String(Buffer.byteLength(answer.body)));
+    expect(answer.headers).toMatchObject({ 'api-version': '1.41', 'content-type': 'application/json', 'docker-experimental': 'false', ostype: 'linux', server: 'Docker/20.10.24+dfsg1 (linux)' });
+    expect(answer.headers['transfer-encoding']).toBeUndefined();
+  });
+
+  it('an answer with a length is rewritten too, and the connection is reused after it', async () => {
+    const { fake, served } = await proxies.start(rewriting({ kind: 'container-inspect', redactEnv: true }));
+    fake.onRequest = (socket) => {
+      const body = `${inspectText}\n`;
+      socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    };
+    for (let round = 0; round < 3; round++) {
+      const answer = await get(served.port, '/v1.41/containers/abc/json');
+      expect(answer.body).not.toContain('hunter2');
+      expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
+    }
+    expect(new Set(fake.connectionOfHead)).toEqual(new Set([1]));
+  });
+
+  it('an error answer passes untouched', async () => {
+    const { fake, served } = await proxies.start(rewriting({ kind: 'container-inspect', redactEnv: true }));
+    const body = '{"message":"No such container: abc"}\n';
+    fake.onRequest = (socket) => socket.write(`HTTP/1.1 404 Not Found\r\n${DOCKERD_HEADERS}Content-Length: ${body.length}\r\n\r\n${body}`);
+    const answer = await get(served.port, '/v1.41/containers/abc/json');
+    expect(answer).toMatchObject({ status: 404, body });
+  });
+
+  it('an answer that is not JSON gets 502', async () => {
+    const { fake, served } = await proxies.start(rewriting({ kind: 'container-list', redactEnv: false, labels: [{ key: 'a' }] }));
+    fake.onRequest = (socket) => socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Content-Length: 4\r\n\r\n[1,2`);
+    const answer = await get(served.port, '/v1.41/containers/json');
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.body)).toEqual({ message: expect.stringContaining('not valid JSON') });
+    expect(answer.body).not.toContain('[1,2');
+  });
+
+  it(`an answer over ${MAX_REWRITTEN_BYTES} bytes gets 502, and its connection is dropped`, async () => {
+    const { fake, served } = await proxies.start(rewriting({ kind: 'container-list', redactEnv: true, labels: [{ key: 'a' }] }));
+    fake.onRequest = (socket) => {
+      socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Transfer-Encoding: chunked\r\n\r\n`);
+      const piece = `[${'"x",'.repeat(256 * 1024)}`;
+      let sent = 0;
+      const more = (): void => {
+        while (sent <= MAX_REWRITTEN_BYTES && !socket.destroyed) {
+          sent += piece.length;
+          if (!socket.write(`${piece.length.toString(16)}\r\n${piece}\r\n`)) {
+            socket.once('drain', more);
+            return;
+          }
+        }
+      };
+      more();
+    };
+    const answer = await get(served.port, '/v1.41/containers/json');
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.body)).toEqual({ message: expect.stringContaining(`larger than ${MAX_REWRITTEN_BYTES} bytes`) });
+    await expect.poll(() => fake.closed.length).toBeGreaterThan(0);
+  });
+});
+
+describe('a lookup dockerd cannot answer', () => {
+  const proxies = fakeProxies('dsf-read-lk-');
+  it('gets 502, and nothing is forwarded', async () => {
+    const { fake, served } = await proxies.start((method, target) => ({
+      ...allowAll(method, target),
+      obligations: { visible: { kind: 'container', id: 'web', labels: [{ key: 'a' }] } },
+    }));
+    fake.onRequest = (socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc');
+    const answer = await get(served.port, '/v1.41/containers/web/logs');
+    expect(answer.status).toBe(502);
+    expect(fake.heads.map((head) => head.split('\r\n')[0])).toEqual(['GET /containers/web/json HTTP/1.1']);
+  });
+});
+
+describe('lookups', () => {
+  const proxies = fakeProxies('dsf-read-ka-');
+  it('reuse their connection, and survive dockerd closing it', async () => {
+    const { fake, served } = await proxies.start((method, target) => ({
+      ...allowAll(method, target),
+      obligations: { visible: { kind: 'container', id: 'web', labels: [{ key: 'a' }] } },
+    }));
+    const sockets = new Set<Socket>();
+    fake.onRequest = (socket, head) => {
+      sockets.add(socket);
+      const body = head.startsWith('GET /containers/web/json') ? '{"Id":"0123abc","Config":{"Labels":{"a":"1"}}}\n' : 'logs';
+      socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Content-Length: ${body.length}\r\n\r\n${body}`);
+    };
+    for (let round = 0; round < 3; round++) expect((await get(served.port, '/v1.41/containers/web/logs')).body).toBe('logs');
+    const lookups = fake.heads.flatMap((head, index) => (head.startsWith('GET /containers/web/json') ? [fake.connectionOfHead[index]] : []));
+    expect(lookups).toHaveLength(3);
+    expect(new Set(lookups).size).toBe(1);
+    // The forwarded requests went by the full ID.
+    expect(fake.heads.filter((head) => head.startsWith('GET /v1.41/containers/0123abc/logs'))).toHaveLength(3);
+    // dockerd restarted: its connections are gone; the next request gets through.
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await get(served.port, '/v1.41/containers/web/logs')).body).toBe('logs');
+  });
+});
+
+describe('the events stream is rewritten one event at a time', () => {
+  const proxies = fakeProxies('dsf-read-ev-');
+  const labels = [{ key: 'traefik.enable', value: 'true' }];
+  const event = (name: string, labelled: boolean, action = 'start'): string =>
+    `${JSON.stringify({ status: action, id: name, Type: 'container', Action: action, Actor: { ID: name, Attributes: { name, ...(labelled ? { 'traefik.enable': 'true' } : {}) } } }).slice(0, -1)},"timeNano":1796119608483224751}`;
+
+  it('drops hidden containers’ events and cuts exec command lines, while streaming', async () => {
+    const { fake, served } = await proxies.start(rewriting({ kind: 'events', redactEnv: true, labels }));
+    let stream: Socket | undefined;
+    fake.onRequest = (socket) => {
+      stream = socket;
+      socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Transfer-Encoding: chunked\r\n\r\n`);
+      // Lines split across chunks at odd places, a multi-byte character across a split.
+      chunked(socket, `${event('web', true)}\n${event('secret-db', false)}\n${event('web', true, 'exec_create: sh -c echo DB_PASSWORD=x')}\n`, 13, false);
+      chunked(socket, `${event('wéb', true)}\n`, 3, false);
+    };
+    const received: string[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: served.port, path: '/v1.41/events', agent: false }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => {
+          text += chunk.toString('utf8');
+          const lines = text.split('\n');
+          text = lines.pop() as string;
+          received.push(...lines);
+          // Streaming: three events arrive while dockerd's stream is still open.
+          if (received.length === 3) stream?.end('0\r\n\r\n');
+        });
+        res.on('end', resolve);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    await done;
+    const events = received.map((line) => JSON.parse(line) as { Actor: { ID: string }; Action: string });
+    expect(events.map((item) => [item.Actor.ID, item.Action])).toEqual([
+      ['web', 'start'],
+      ['web', 'exec_create'],
+      ['wéb', 'start'],
+    ]);
+    expect(received.join('\n')).not.toMatch(/secret-db|DB_PASSWORD/);
+    // Re-encoded exactly: the 19-digit timeNano is kept.
+    expect(received[0]).toBe(event('web', true));
+  });
+
+  it('an event that is not JSON, or over the bound, cuts the stream', async () => {
+    for (const bad of ['not json\n', `"${'x'.repeat(MAX_EVENT_BYTES + 10)}`]) {
+      const { fake, served } = await proxies.start(rewriting({ kind: 'events', redactEnv: false, labels }));
+      fake.onRequest = (socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Transfer-Encoding: chunked\r\n\r\n`);
+        chunked(socket, `${event('web', true)}\n${bad}`, 64 * 1024, false);
+      };
+      const answer = await get(served.port, '/v1.41/events');
+      expect(answer.status).toBe(200);
+      expect(answer.error).toBeDefined();
+      expect(answer.body).toBe(`${event('web', true)}\n`);
+    }
+  });
+
+  it('a refused events request passes untouched', async () => {
+    const { fake, served } = await proxies.start(rewriting({ kind: 'events', redactEnv: true, labels }));
+    const body = '{"message":"`since` time (2) cannot be after `until` time (1)"}\n';
+    fake.onRequest = (socket) => socket.write(`HTTP/1.1 400 Bad Request\r\n${DOCKERD_HEADERS}Content-Length: ${body.length}\r\n\r\n${body}`);
+    expect(await get(served.port, '/v1.41/events?since=2&until=1')).toMatchObject({ status: 400, body });
+  });
+});
