@@ -18,7 +18,8 @@ import { mergeQuery, type FilterKind } from './filters.js';
  */
 export type ReadHook = (decision: Decision, method: string, rest: string, request: RequestInfo | undefined) => Decision;
 
-const VISIBLE_REASON = 'while visibility is limited by labels (VISIBLE_LABELS, or read.visibleLabels)';
+const VISIBLE_REASON = 'visibility is limited by labels (VISIBLE_LABELS, or read.visibleLabels)';
+const DENIED_BY = 'docker-socket-filter denied ';
 
 /**
  * The rule id of refusals made for the read section: `visible-labels` (what the client may see),
@@ -79,7 +80,7 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
       const rewrite = answer === null ? undefined : response(answer);
       if (labels === undefined) return rewrite === undefined ? decision : withObligations({ response: rewrite });
       const merged = mergeQuery(kind, queryStart === -1 ? '' : target.slice(queryStart + 1), labels);
-      if (merged.problem !== null) return refuse(decision, 400, 'visible-labels', `${method} ${path} is refused ${VISIBLE_REASON}: ${merged.problem}.`);
+      if (merged.problem !== null) return refuse(decision, 400, 'visible-labels', `${DENIED_BY}${method} ${path}: ${merged.problem} (${VISIBLE_REASON})`);
       const obligations: Obligations = {
         ...(merged.service === undefined ? {} : { visible: { kind: 'service' as const, id: merged.service, labels } }),
         ...(rewrite === undefined ? {} : { response: rewrite }),
@@ -95,7 +96,7 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
             if (labels === undefined) return decision;
             // Go reads a form body's `filters` before the query's: the merged query would not count.
             const body = request?.bodyLength ?? 0;
-            if (body !== 0) return refuse(decision, 400, 'visible-labels', `POST ${rest} with a body is refused ${VISIBLE_REASON}.`);
+            if (body !== 0) return refuse(decision, 400, 'visible-labels', `${DENIED_BY}POST ${rest}: a body here may name containers the client may not see (${VISIBLE_REASON})`);
             return list('containers-prune', null);
           }
           return method === 'DELETE' ? visibleOnly('container', second) : decision;
@@ -121,17 +122,17 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
       case 'networks':
         return isGet && count === 2 && labels !== undefined ? withObligations({ response: response('network-inspect') }) : decision;
       case 'system':
-        if (labels !== undefined && second === 'df') return refuse(decision, 403, 'visible-labels', `${method} ${rest} is refused ${VISIBLE_REASON}: it lists every container.`);
+        if (labels !== undefined && second === 'df') return refuse(decision, 403, 'visible-labels', `${DENIED_BY}${method} ${rest}: it lists every container (${VISIBLE_REASON})`);
         return decision;
       case 'commit':
-        if (labels !== undefined) return refuse(decision, 403, 'visible-labels', `${method} ${rest} is refused ${VISIBLE_REASON}: it names its container in the query.`);
+        if (labels !== undefined) return refuse(decision, 403, 'visible-labels', `${DENIED_BY}${method} ${rest}: it names its container in the query (${VISIBLE_REASON})`);
         return decision;
       case 'libpod':
         if (labels !== undefined) {
           if (count === 2 && (second === '_ping' || second === 'version')) return decision;
-          return refuse(decision, 403, 'visible-labels', `${method} ${rest} is refused ${VISIBLE_REASON}: the Podman API is not covered by visibility.`);
+          return refuse(decision, 403, 'visible-labels', `${DENIED_BY}${method} ${rest}: the Podman API is not covered by visibility (${VISIBLE_REASON})`);
         }
-        if (second === 'generate') return refuse(decision, 403, 'redact-env', `${method} ${rest} is refused while environment values are redacted (REDACT_ENV): its answer carries them.`);
+        if (second === 'generate') return refuse(decision, 403, 'redact-env', `${DENIED_BY}${method} ${rest}: its answer carries environment values, which are redacted (REDACT_ENV)`);
         if (isGet && second === 'containers' && count === 4 && segments[4] === 'json') return withObligations({ response: response('container-inspect') });
         return decision;
       default:
