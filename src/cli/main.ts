@@ -197,20 +197,26 @@ async function checkDockerSocket(socketPath: string, logger: Logger): Promise<vo
 }
 
 async function serve(config: CliConfig, io: Required<Omit<CliIo, 'signals'>>, signals: NodeJS.EventEmitter): Promise<number> {
-  // One write per turn of the event loop, not one per line: see createBatchedWriter.
+  // One write per turn of the event loop, not one per line: see createBatchedWriter. Identical
+  // denials are counted rather than written each (LoggerOptions.repeats).
   const lines = createBatchedWriter(io.stderr);
-  process.on('exit', lines.flush);
+  const logger = createLogger({ level: config.logLevel, write: lines.write });
+  // The counts held back go out before the last lines, on every way out.
+  const flushAll = (): void => {
+    logger.flush();
+    lines.flush();
+  };
+  process.on('exit', flushAll);
   // A message written directly (a fatal start-up error) comes after the log lines before it.
   const stderr = (text: string): void => {
-    lines.flush();
+    flushAll();
     io.stderr(text);
   };
   try {
-    const logger = createLogger({ level: config.logLevel, write: lines.write });
     return await serveWith(config, { ...io, stderr }, signals, logger);
   } finally {
-    lines.flush();
-    process.off('exit', lines.flush);
+    flushAll();
+    process.off('exit', flushAll);
   }
 }
 
@@ -237,8 +243,7 @@ async function serveWith(
       // are logged like denials: at info, never with a header or a body.
       const serverOptions = {
         maxConnections: config.maxConnections,
-        onReject: (event: { status: number; reason: string }) =>
-          logger.log('info', 'rejected', { status: event.status, reason: event.reason }),
+        onReject: logger.rejected,
       };
       for (const address of config.listen) listeners.push(await startListener(address, filter, config.socketMode, serverOptions));
     } catch (error) {
@@ -344,6 +349,8 @@ async function shutdown(
   await filter.close();
   await Promise.all(listeners.map((listener) => closeNow(listener)));
   await closing;
+  // No request can come any more: the counts of denials held back go before the last line.
+  logger.flush();
   logger.log('info', 'stopped', { cut_connections: cut });
   return 0;
 }
