@@ -215,7 +215,8 @@ export async function importImage(socketPath: string, tar: string, tag: string, 
 
 /**
  * Starts a private dockerd in a fresh short temp directory (unix socket paths must stay under 108
- * bytes), waits for `/_ping` and imports `dsf-busybox:latest`. Throws, loudly, when it cannot:
+ * bytes), waits for `/_ping` and imports `dsf-busybox:latest`. `tcpPort`: also listen on
+ * 127.0.0.1:`tcpPort`, without TLS (the benchmark only). Throws, loudly, when it cannot:
  * integration tests are never skipped for want of a daemon.
  *
  * @example
@@ -223,7 +224,7 @@ export async function importImage(socketPath: string, tar: string, tag: string, 
  * const dockerd = await startDockerd();
  * ```
  */
-export async function startDockerd(): Promise<Dockerd> {
+export async function startDockerd(options: { readonly tcpPort?: number } = {}): Promise<Dockerd> {
   if (process.getuid?.() !== 0) {
     throw new Error('The integration tests start a private dockerd and must run as root');
   }
@@ -241,6 +242,8 @@ export async function startDockerd(): Promise<Dockerd> {
       'dockerd',
       [
         '--host', `unix://${socketPath}`,
+        // The benchmark reaches dockerd directly with a TCP-only load generator; tests never do.
+        ...(options.tcpPort === undefined ? [] : ['--host', `tcp://127.0.0.1:${options.tcpPort}`]),
         '--data-root', join(directory, 'root'),
         '--exec-root', join(directory, 'exec'),
         '--pidfile', join(directory, 'docker.pid'),
