@@ -417,7 +417,7 @@ export function renderMarkdown(results: Results): string {
   push(
     `#### ${settings.eventStreams.toLocaleString('en-US')} idle \`GET /events\` streams (a fresh process each)`,
     '',
-    '| server | streams open | head before the first event | got the event after the load | RSS idle | RSS with streams | PSS with streams | RSS after the `/_ping` load | `/_ping` req/s while held (p99) | failed |',
+    '| server | streams open | heads within 1 s, before any event | got the event after the load | RSS idle | RSS with streams | PSS with streams | RSS after the `/_ping` load | `/_ping` req/s while held (p99) | failed |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   );
   for (const row of results.concurrency) {
