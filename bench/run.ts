@@ -5,7 +5,7 @@
 // then measures each the same way, one server at a time, in alternating rounds. Prints the tables,
 // writes bench/results.json and the tables in docs/bench.md.
 //
-//   npm run bench                 # tsup && tsx bench/run.ts   (root; about 6 minutes)
+//   npm run bench                 # tsup && tsx bench/run.ts   (root; 8-9 minutes)
 //   npm run bench:smoke           # short runs: every server starts and every number is produced
 //   tsx bench/run.ts --no-profile # skip the CPU profiles of the CLI
 //   tsx bench/run.ts --smoke --allow-missing   # a smoke run on a machine without some peer
@@ -46,6 +46,7 @@ import {
   checkTargets,
   DIRECT,
   renderMarkdown,
+  renderSummary,
   updateDocs,
   type ConcurrencyResult,
   type MemoryResult,
@@ -81,6 +82,9 @@ const SMALL_REQUESTS = [
   { id: 'containers', label: `\`GET /containers/json\` (${CONTAINERS} containers)`, path: '/v1.41/containers/json?all=1', status: 200 },
   { id: 'denied', label: 'denied (`GET /v1.41/info`, `INFO=0`)', path: '/v1.41/info', status: 403 },
 ] as const;
+
+/** The servers of the README's summary table (the library's numbers are in docs/bench.md). */
+const README_COLUMNS = ['cli', 'haproxy', 'nginx', 'http-proxy-3', DIRECT] as const;
 
 /** dockerd itself, reached on its own TCP listener by the same clients. */
 interface Direct {
@@ -516,6 +520,8 @@ async function main(): Promise<void> {
   results.targets = checkTargets(results);
   const markdown = renderMarkdown(results);
   process.stdout.write(`\n${markdown}\n`);
+  // The README's table: the same summary without the library column.
+  process.stdout.write(`\nFor the README:\n\n${renderSummary(results, [...README_COLUMNS], ['cli'])}\n\n`);
 
   const failures = checkNumbers(results, [DIRECT, ...Object.keys(starters('', '')).filter((name) => !peersMissing.includes(name))]);
   if (SMOKE) {
