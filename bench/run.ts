@@ -1,14 +1,19 @@
-// The benchmark of issue 6: one run that starts a private dockerd, our filter (as a library in a
-// server, and through the CLI) and Debian's haproxy with the Tecnativa rules (bench/haproxy.cfg),
-// then measures each the same way, one target at a time. Prints a table, writes
-// bench/results.json and the table in docs/bench.md.
+// The benchmark of issue 17: one run that starts a private dockerd, our filter (the CLI, and as a
+// library in a server) and every peer that runs here: Debian's HAProxy with Tecnativa's rules
+// (bench/haproxy.cfg), Debian's nginx as the tutorials configure it (bench/nginx.conf), and the
+// naive http-proxy-3 filter a Node user writes by hand (bench/servers/naive-http-proxy-3.mjs);
+// then measures each the same way, one server at a time, in alternating rounds. Prints the tables,
+// writes bench/results.json and the tables in docs/bench.md.
 //
-//   npm run bench                 # tsup && tsx bench/run.ts   (root; about 4 minutes)
-//   npm run bench:smoke           # a few short runs: checks the harness works and produces numbers
-//   tsx bench/run.ts --no-profile # skip the CPU profile of the library server
+//   npm run bench                 # tsup && tsx bench/run.ts   (root; 8-9 minutes)
+//   npm run bench:smoke           # short runs: every server starts and every number is produced
+//   tsx bench/run.ts --no-profile # skip the CPU profiles of the CLI
+//   tsx bench/run.ts --smoke --allow-missing   # a smoke run on a machine without some peer
 //
-// Needs: root (dockerd), dockerd + docker CLI, /bin/busybox, `wrk` and `haproxy` (Debian packages;
-// the smoke run skips what is missing), a built dist/ (`npx tsup`).
+// Needs: root (dockerd), dockerd + docker CLI, /bin/busybox, `wrk`, `haproxy` and `nginx` (Debian
+// packages wrk, haproxy, nginx-light: .ci/run installs them), a built dist/ (`npx tsup`).
+// A missing tool fails the run, the smoke run included, unless `--allow-missing` (then the run
+// names what it left out).
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -20,38 +25,74 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildRootfsTar, dockerRequest, importImage, startDockerd, BUSYBOX_IMAGE, type Dockerd } from '../test/helpers/dockerd.js';
-import { runAutocannon, runWrk, type Endpoint, type LoadResult, type LoadSettings } from './lib/load.js';
-import { cpuSecondsOf, heapOf, machineBusySeconds, memoryOf, NODE_FLAGS, selfAndChildrenSeconds, startCli, startHaproxy, startLibrary, startReference, type Target } from './lib/processes.js';
+import { runWrk, type LoadResult, type LoadSettings } from './lib/load.js';
+import {
+  cpuSecondsOf,
+  freePort,
+  machineBusySeconds,
+  memoryOf,
+  NODE_FLAGS,
+  selfAndChildrenSeconds,
+  startCli,
+  startHaproxy,
+  startLibrary,
+  startNaive,
+  startNginx,
+  startReference,
+  type Target,
+} from './lib/processes.js';
 import { summariseProfile } from './lib/profile.js';
-import { checkTargets, renderMarkdown, updateDocs, type Results, type SmallResult } from './lib/report.js';
-import { curlTransfer, download, openEventStreams, upload, type Transfer } from './lib/streams.js';
+import {
+  checkTargets,
+  DIRECT,
+  renderMarkdown,
+  renderSummary,
+  updateDocs,
+  type ConcurrencyResult,
+  type MemoryResult,
+  type ProfileResult,
+  type Results,
+  type SmallResult,
+  type SmallRun,
+} from './lib/report.js';
+import { curlTransfer, download, openEventStreams, upload, type Endpoint, type Transfer } from './lib/streams.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const argv = new Set(process.argv.slice(2));
 const SMOKE = argv.has('--smoke');
+const ALLOW_MISSING = argv.has('--allow-missing');
 const PROFILE = !SMOKE && !argv.has('--no-profile');
 
-// Small requests are measured in `rounds` (targets interleaved within each round) and the best round
-// of each is reported: other work on the machine only ever lowers a number, so the best round is the
-// one least disturbed. Every round is kept in results.json (`smallRuns`).
+// Small requests: `rounds` rounds, the servers alternating within each, and the median of the
+// rounds reported (the issue's method). The best round would flatter whoever was luckiest with the
+// rest of the machine; a median of 3 survives one disturbed round. Every round is in results.json.
 const PLAN = SMOKE
-  ? { load: { connections: 32, seconds: 1 }, rounds: 1, warmSeconds: 0, bigImageMb: 16, streamReps: 1, eventStreams: 100, heldLoadSeconds: 1 }
-  : { load: { connections: 32, seconds: 3 }, rounds: 2, warmSeconds: 1, bigImageMb: 210, streamReps: 5, eventStreams: 1000, heldLoadSeconds: 3 };
+  ? { load: { connections: 32, seconds: 1 }, rounds: 1, warmSeconds: 0, bigImageMb: 16, streamReps: 1, eventStreams: 100, heldLoadSeconds: 1, settleMs: 500 }
+  : { load: { connections: 32, seconds: 3 }, rounds: 3, warmSeconds: 1, bigImageMb: 210, streamReps: 5, eventStreams: 1000, heldLoadSeconds: 3, settleMs: 2_000 };
 
 /** How long a full run waits, at most, for the rest of the machine to go quiet before it starts. */
 const QUIET_WAIT_MS = 60_000;
 const QUIET_CORES = 0.25;
 
 const CONTAINERS = 20;
-const NO_AUTOCANNON_DENIALS =
-  "autocannon on HAProxy's denials (its close-delimited HTTP/1.0 error page never completes for autocannon; wrk measures them)";
 const SMALL_REQUESTS = [
-  { id: 'ping', label: 'GET /_ping', path: '/_ping', status: 200 },
-  { id: 'containers', label: `GET /v1.41/containers/json?all=1 (${CONTAINERS} containers)`, path: '/v1.41/containers/json?all=1', status: 200 },
-  { id: 'denied', label: 'GET /v1.41/info (denied: INFO=0)', path: '/v1.41/info', status: 403 },
+  { id: 'ping', label: '`GET /_ping`', path: '/_ping', status: 200 },
+  { id: 'containers', label: `\`GET /containers/json\` (${CONTAINERS} containers)`, path: '/v1.41/containers/json?all=1', status: 200 },
+  { id: 'denied', label: 'denied (`GET /v1.41/info`, `INFO=0`)', path: '/v1.41/info', status: 403 },
 ] as const;
+
+/** The servers of the README's summary table (the library's numbers are in docs/bench.md). */
+const README_COLUMNS = ['cli', 'haproxy', 'nginx', 'http-proxy-3', DIRECT] as const;
+
+/** dockerd itself, reached on its own TCP listener by the same clients. */
+interface Direct {
+  readonly name: typeof DIRECT;
+  readonly port: number;
+  readonly pid: null;
+}
+type Server = Target | Direct;
 
 function say(text: string): void {
   process.stdout.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
@@ -78,6 +119,7 @@ async function version(command: string, args: string[]): Promise<string> {
 }
 
 async function machine(): Promise<Results['machine']> {
+  const httpProxy3 = JSON.parse(await readFile(join(ROOT, 'node_modules', 'http-proxy-3', 'package.json'), 'utf8').catch(() => '{}')) as { version?: string };
   return {
     nproc: os.availableParallelism(),
     cpu: os.cpus()[0]?.model ?? '?',
@@ -86,7 +128,9 @@ async function machine(): Promise<Results['machine']> {
     node: process.version,
     dockerd: await version('dockerd', ['--version']),
     haproxy: await version('haproxy', ['-v']),
+    nginx: (await version('nginx', ['-v'])).replace(/^nginx version: /, ''),
     wrk: await version('wrk', ['-v']),
+    httpProxy3: httpProxy3.version ?? 'not installed',
     loadAverageAtStart: os.loadavg().map((value) => Math.round(value * 100) / 100),
   };
 }
@@ -129,35 +173,25 @@ async function fixtures(dockerd: Dockerd, work: string, sizeMb: number): Promise
   return { imageId, imageTar };
 }
 
-function endpointOf(target: Target | 'direct', socketPath: string): Endpoint {
-  return target === 'direct' ? { kind: 'unix', socketPath } : { kind: 'tcp', port: target.port };
-}
-
-/** One measured load run, with the CPU the proxy and dockerd spent per request during it. */
+/** One measured wrk run, with the CPU the server and dockerd spent per request during it. */
 async function measureLoad(
-  generator: 'wrk' | 'autocannon',
-  target: Target | 'direct',
-  socketPath: string,
+  server: Server,
   path: string,
   status: number,
   settings: LoadSettings,
-  pids: { proxy: number | null; dockerd: number },
+  dockerd: number,
   warm: boolean,
 ): Promise<LoadResult & { proxyCpuUsPerRequest: number | null; dockerdCpuUsPerRequest: number; otherCpuCores: number }> {
-  const go = (seconds: number): Promise<LoadResult> =>
-    generator === 'wrk'
-      ? runWrk((target as Target).port, path, { ...settings, seconds }, status)
-      : runAutocannon(endpointOf(target, socketPath), path, { ...settings, seconds }, status);
-  if (warm && PLAN.warmSeconds > 0) await go(PLAN.warmSeconds);
-  const proxyBefore = pids.proxy === null ? 0 : await cpuSecondsOf(pids.proxy);
-  const dockerdBefore = await cpuSecondsOf(pids.dockerd);
+  if (warm && PLAN.warmSeconds > 0) await runWrk(server.port, path, { ...settings, seconds: PLAN.warmSeconds }, status);
+  const proxyBefore = server.pid === null ? 0 : await cpuSecondsOf(server.pid);
+  const dockerdBefore = await cpuSecondsOf(dockerd);
   const machineBefore = await machineBusySeconds();
   const selfBefore = await selfAndChildrenSeconds();
-  const result = await go(settings.seconds);
-  const proxyCpu = pids.proxy === null ? null : (await cpuSecondsOf(pids.proxy)) - proxyBefore;
-  const dockerdCpu = (await cpuSecondsOf(pids.dockerd)) - dockerdBefore;
+  const result = await runWrk(server.port, path, settings, status);
+  const proxyCpu = server.pid === null ? null : (await cpuSecondsOf(server.pid)) - proxyBefore;
+  const dockerdCpu = (await cpuSecondsOf(dockerd)) - dockerdBefore;
   // What the rest of the machine (other people's work, containerd, the kernel's own threads) took
-  // meanwhile: the run competed with it for the same 2 CPUs.
+  // meanwhile: the run competed with it for the same 2 CPUs. wrk is a child of this process.
   const other = (await machineBusySeconds()) - machineBefore - ((await selfAndChildrenSeconds()) - selfBefore) - (proxyCpu ?? 0) - dockerdCpu;
   const per = (seconds: number): number => Math.round((seconds * 1e6) / Math.max(1, result.requests));
   return {
@@ -176,30 +210,64 @@ async function otherLoad(): Promise<number> {
   return Math.max(0, ((await machineBusySeconds()) - machineBefore - ((await selfAndChildrenSeconds()) - selfBefore)) / 2);
 }
 
-/** The round with the highest throughput for each request, target and generator. */
-function bestRounds(runs: readonly SmallResult[]): SmallResult[] {
-  const best = new Map<string, SmallResult>();
-  for (const run of runs) {
-    const key = `${run.request} ${run.target} ${run.generator}`;
-    const current = best.get(key);
-    if (current === undefined || run.rps > current.rps) best.set(key, run);
-  }
-  return [...best.values()];
-}
-
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
+  if (sorted.length === 0) return Number.NaN;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+/** A denial may close the connection (HAProxy's error pages do): wrk then also counts a read error. */
+function failuresOf(run: SmallRun): number {
+  return run.unexpectedStatus + run.errors + (run.request === 'denied' ? 0 : run.readErrors);
+}
+
+/** Each field the median of its own rounds, per request and server. */
+function medians(runs: readonly SmallRun[]): SmallResult[] {
+  const groups = new Map<string, SmallRun[]>();
+  for (const run of runs) {
+    const key = `${run.request} ${run.target}`;
+    groups.set(key, [...(groups.get(key) ?? []), run]);
+  }
+  return [...groups.values()].map((group) => {
+    const first = group[0] as SmallRun;
+    const proxy = group.map((run) => run.proxyCpuUsPerRequest).filter((value): value is number => value !== null);
+    return {
+      request: first.request,
+      label: first.label,
+      target: first.target,
+      rounds: group.length,
+      rps: median(group.map((run) => run.rps)),
+      p50Ms: median(group.map((run) => run.p50Ms)),
+      p99Ms: median(group.map((run) => run.p99Ms)),
+      proxyCpuUsPerRequest: proxy.length === 0 ? null : median(proxy),
+      dockerdCpuUsPerRequest: median(group.map((run) => run.dockerdCpuUsPerRequest)),
+      otherCpuCores: median(group.map((run) => run.otherCpuCores)),
+      failures: group.reduce((total, run) => total + failuresOf(run), 0),
+    };
+  });
 }
 
 async function triggerEvent(socketPath: string): Promise<void> {
-  const { status, body } = await dockerRequest(socketPath, 'POST', '/v1.41/containers/create?name=bench-event', {
+  const name = `bench-event-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+  const { status, body } = await dockerRequest(socketPath, 'POST', `/v1.41/containers/create?name=${name}`, {
     Image: BUSYBOX_IMAGE,
     Cmd: ['true'],
     HostConfig: { NetworkMode: 'none' },
   });
   if (status !== 201) throw new Error(`container create answered ${status}: ${body}`);
-  await dockerRequest(socketPath, 'DELETE', '/v1.41/containers/bench-event?force=1');
+  await dockerRequest(socketPath, 'DELETE', `/v1.41/containers/${name}?force=1`);
+}
+
+/** Starters of every server under test, by name, for the main run and for fresh processes. */
+function starters(socketPath: string, work: string): Record<string, (name?: string) => Promise<Target>> {
+  return {
+    cli: (name) => startCli(socketPath, work, name),
+    library: (name) => startLibrary(socketPath, work, NODE_FLAGS, name),
+    haproxy: (name) => startHaproxy(socketPath, work, name),
+    nginx: (name) => startNginx(socketPath, work, name),
+    'http-proxy-3': (name) => startNaive(socketPath, work, name),
+  };
 }
 
 async function main(): Promise<void> {
@@ -208,15 +276,19 @@ async function main(): Promise<void> {
   for (const file of ['dist/index.js', 'dist/cli.js']) {
     if (!existsSync(join(ROOT, file))) throw new Error(`${file} is missing: run \`npx tsup\` (npm run bench does)`);
   }
-  const haveWrk = await has('wrk');
-  const haveHaproxy = await has('haproxy');
-  const haveCurl = await has('curl');
-  if (!SMOKE && (!haveWrk || !haveHaproxy)) {
-    throw new Error('the benchmark needs `wrk` and `haproxy`: apt-get install -y wrk haproxy');
+  if (!(await has('wrk'))) throw new Error('the benchmark needs `wrk` (apt-get install -y wrk)');
+  const peersMissing: string[] = [];
+  if (!(await has('haproxy'))) peersMissing.push('haproxy');
+  if (!(await has('nginx'))) peersMissing.push('nginx');
+  if (!existsSync(join(ROOT, 'node_modules', 'http-proxy-3'))) peersMissing.push('http-proxy-3');
+  if (peersMissing.length > 0 && !ALLOW_MISSING) {
+    throw new Error(
+      `missing peers: ${peersMissing.join(', ')} (apt-get install -y haproxy nginx-light; npm install). ` +
+        'Every peer is part of the comparison; `--allow-missing` runs without them and says so.',
+    );
   }
-  const skipped: string[] = [];
-  if (!haveWrk) skipped.push('wrk (not installed)');
-  if (!haveHaproxy) skipped.push('haproxy (not installed)');
+  const haveCurl = await has('curl');
+  const skipped = peersMissing.map((name) => `${name} (not installed; --allow-missing)`);
 
   const results: Results = {
     kind: SMOKE ? 'smoke' : 'full',
@@ -227,10 +299,10 @@ async function main(): Promise<void> {
     small: [],
     smallRuns: [],
     streaming: [],
+    memory: [],
     concurrency: [],
     evaluate: null,
-    peakRssMb: {},
-    profile: null,
+    profiles: [],
     skipped,
     durationSeconds: 0,
   };
@@ -249,7 +321,8 @@ async function main(): Promise<void> {
 
   const work = await mkdtemp('/tmp/dsf-bench-');
   say(`work directory ${work}; starting a private dockerd`);
-  const dockerd = await startDockerd();
+  const directPort = await freePort();
+  const dockerd = await startDockerd({ tcpPort: directPort });
   const targets: Target[] = [];
   try {
     const pidOfDockerd = await dockerdPid(dockerd);
@@ -258,89 +331,68 @@ async function main(): Promise<void> {
     const listed = JSON.parse((await dockerRequest(dockerd.socketPath, 'GET', '/v1.41/containers/json?all=1')).body) as unknown[];
     if (listed.length !== CONTAINERS) throw new Error(`expected ${CONTAINERS} containers, dockerd lists ${listed.length}`);
 
-    targets.push(await startLibrary(dockerd.socketPath, work));
-    targets.push(await startCli(dockerd.socketPath, work));
-    if (haveHaproxy) targets.push(await startHaproxy(dockerd.socketPath, work));
-    say(`targets: direct (unix socket), ${targets.map((target) => `${target.name} :${target.port}`).join(', ')}`);
+    const start = starters(dockerd.socketPath, work);
+    const names = Object.keys(start).filter((name) => !peersMissing.includes(name));
+    for (const name of names) targets.push(await (start[name] as () => Promise<Target>)());
+    // Idle memory: fresh processes that have served nothing yet, once start-up has settled.
+    await new Promise((resolve) => setTimeout(resolve, PLAN.settleMs));
+    const idle = new Map<string, Awaited<ReturnType<typeof memoryOf>>>();
+    for (const target of targets) idle.set(target.name, await memoryOf(target.pid));
+    const direct: Direct = { name: DIRECT, port: directPort, pid: null };
+    say(`servers: direct :${directPort}, ${targets.map((target) => `${target.name} :${target.port}`).join(', ')}`);
 
-    // 1. Small requests, one target at a time, the same settings for all, in rounds.
+    // 1. Small requests, one server at a time, the same settings for all, in rounds.
     const warmed = new Set<string>();
     for (let round = 1; round <= PLAN.rounds; round++) {
       for (const spec of SMALL_REQUESTS) {
-        const all: (Target | 'direct')[] = spec.status === 200 ? ['direct', ...targets] : [...targets];
-        for (const target of all) {
-          const name = target === 'direct' ? 'direct' : target.name;
-          let generators: ('wrk' | 'autocannon')[] = target !== 'direct' && haveWrk ? ['wrk', 'autocannon'] : ['autocannon'];
-          // HAProxy's error pages are HTTP/1.0 without Content-Length (the body ends when HAProxy
-          // closes the connection): autocannon never sees such a response end; wrk measures them.
-          if (spec.status !== 200 && target !== 'direct' && target.name === 'haproxy') {
-            generators = generators.filter((generator) => generator !== 'autocannon');
-            if (!results.skipped.includes(NO_AUTOCANNON_DENIALS)) results.skipped.push(NO_AUTOCANNON_DENIALS);
-          }
-          for (const generator of generators) {
-            const key = `${spec.id} ${name} ${generator}`;
-            const result = await measureLoad(generator, target, dockerd.socketPath, spec.path, spec.status, PLAN.load, {
-              proxy: target === 'direct' ? null : target.pid,
-              dockerd: pidOfDockerd,
-            }, !warmed.has(key));
-            warmed.add(key);
-            say(
-              `r${round} ${spec.id.padEnd(10)} ${name.padEnd(7)} ${generator.padEnd(10)} ${Math.round(result.rps)} req/s ` +
-                `p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms, other CPU ${result.otherCpuCores.toFixed(2)}` +
-                (result.unexpectedStatus + result.errors + result.readErrors > 0
-                  ? ` (${result.unexpectedStatus} unexpected status, ${result.errors} errors, ${result.readErrors} read errors)`
-                  : ''),
-            );
-            results.smallRuns.push({ request: spec.id, label: spec.label, target: name, round, ...result });
-          }
-        }
-      }
-    }
-
-    // Reference points for GET /_ping (wrk): Node's http server alone, a minimal Node proxy, and the
-    // library with Node's default young generation (without NODE_FLAGS).
-    if (haveWrk) {
-      for (const mode of ['hello', 'proxy', 'library-node-defaults'] as const) {
-        const reference =
-          mode === 'library-node-defaults'
-            ? await startLibrary(dockerd.socketPath, work, [], 'node-defaults-library')
-            : await startReference(mode, dockerd.socketPath, work);
-        try {
-          const result = await measureLoad('wrk', reference, dockerd.socketPath, '/_ping', 200, PLAN.load, {
-            proxy: reference.pid,
-            dockerd: pidOfDockerd,
-          }, true);
+        // dockerd would answer the denial row's request (200): it has no denial to compare.
+        const servers: Server[] = spec.status === 200 ? [direct, ...targets] : [...targets];
+        for (const server of servers) {
+          const key = `${spec.id} ${server.name}`;
+          const result = await measureLoad(server, spec.path, spec.status, PLAN.load, pidOfDockerd, !warmed.has(key));
+          warmed.add(key);
+          const run: SmallRun = { request: spec.id, label: spec.label, target: server.name, round, ...result };
           say(
-            `reference ${reference.name.padEnd(10)} wrk ${Math.round(result.rps)} req/s p50 ${result.p50Ms.toFixed(2)} ms ` +
-              `p99 ${result.p99Ms.toFixed(2)} ms, other CPU ${result.otherCpuCores.toFixed(2)}`,
+            `r${round} ${spec.id.padEnd(10)} ${server.name.padEnd(12)} ${Math.round(result.rps)} req/s ` +
+              `p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms, other CPU ${result.otherCpuCores.toFixed(2)}` +
+              (failuresOf(run) > 0 ? ` (${result.unexpectedStatus} unexpected status, ${result.errors} errors, ${result.readErrors} read errors)` : ''),
           );
-          results.smallRuns.push({ request: 'ping', label: 'GET /_ping', target: reference.name, round: 1, ...result });
-        } finally {
-          await reference.stop();
+          results.smallRuns.push(run);
         }
       }
     }
+    // A reference for GET /_ping: Node's http server answering by itself (the ceiling of a Node server).
+    {
+      const hello = await startReference('hello', dockerd.socketPath, work);
+      try {
+        for (let round = 1; round <= PLAN.rounds; round++) {
+          const result = await measureLoad(hello, '/_ping', 200, PLAN.load, pidOfDockerd, round === 1);
+          results.smallRuns.push({ request: 'ping', label: SMALL_REQUESTS[0].label, target: hello.name, round, ...result });
+          say(`reference ${hello.name} ${Math.round(result.rps)} req/s p99 ${result.p99Ms.toFixed(2)} ms`);
+        }
+      } finally {
+        await hello.stop();
+      }
+    }
+    results.small = medians(results.smallRuns);
 
-    results.small = bestRounds(results.smallRuns);
-
-    // 2. Streaming: the same image both ways, targets interleaved per repetition; median per target.
-    const streamTargets: (Target | 'direct')[] = ['direct', ...targets];
+    // 2. Streaming: the same image both ways, servers alternating per repetition; median per server.
+    const streamServers: Server[] = [direct, ...targets];
     const transfers = new Map<string, { get: Transfer[]; load: Transfer[] }>();
-    for (const target of streamTargets) transfers.set(target === 'direct' ? 'direct' : target.name, { get: [], load: [] });
+    for (const server of streamServers) transfers.set(server.name, { get: [], load: [] });
     const loadPath = '/v1.41/images/load?quiet=1';
+    const getPath = `/v1.41/images/${imageId}/get`;
     say('streaming: warm-up load (direct)');
     await upload({ kind: 'unix', socketPath: dockerd.socketPath }, loadPath, imageTar, 120_000);
     for (let rep = 0; rep < PLAN.streamReps; rep++) {
-      for (const target of streamTargets) {
-        const name = target === 'direct' ? 'direct' : target.name;
-        const endpoint = endpointOf(target, dockerd.socketPath);
-        const entry = transfers.get(name) as { get: Transfer[]; load: Transfer[] };
-        const getPath = `/v1.41/images/${imageId}/get`;
+      for (const server of streamServers) {
+        const endpoint: Endpoint = { kind: 'tcp', port: server.port };
+        const entry = transfers.get(server.name) as { get: Transfer[]; load: Transfer[] };
         const got = haveCurl ? await curlTransfer(endpoint, 'GET', getPath, null, 120_000) : await download(endpoint, getPath, 120_000);
         const loaded = haveCurl ? await curlTransfer(endpoint, 'POST', loadPath, imageTar, 120_000) : await upload(endpoint, loadPath, imageTar, 120_000);
         entry.get.push(got);
         entry.load.push(loaded);
-        say(`streaming ${name.padEnd(7)} get ${got.mbPerSecond.toFixed(0)} MB/s, load ${loaded.mbPerSecond.toFixed(0)} MB/s`);
+        say(`streaming ${server.name.padEnd(12)} get ${got.mbPerSecond.toFixed(0)} MB/s, load ${loaded.mbPerSecond.toFixed(0)} MB/s`);
       }
     }
     for (const [name, entry] of transfers) {
@@ -356,56 +408,66 @@ async function main(): Promise<void> {
       }
     }
 
-    // Peak RSS of the processes that served all of the above.
-    for (const target of targets) results.peakRssMb[target.name] = (await memoryOf(target.pid)).peakMb;
+    // Memory of the processes that served all of the above, against their idle start.
+    for (const target of targets) {
+      const row: MemoryResult = { target: target.name, idle: idle.get(target.name) as MemoryResult['idle'], afterLoad: await memoryOf(target.pid) };
+      results.memory.push(row);
+      say(`memory ${target.name.padEnd(12)} idle ${row.idle.rssMb.toFixed(1)} MB, after the loads ${row.afterLoad.rssMb.toFixed(1)} MB (peak ${row.afterLoad.peakMb.toFixed(1)})`);
+    }
+    for (const target of targets.splice(0)) await target.stop();
+    // Node's own floor: an empty event loop with one listening socket.
+    {
+      const empty = await startReference('idle', dockerd.socketPath, work);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, PLAN.settleMs));
+        const memory = await memoryOf(empty.pid);
+        results.memory.push({ target: empty.name, idle: memory, afterLoad: memory });
+      } finally {
+        await empty.stop();
+      }
+    }
 
     // 3. Idle events streams, on fresh processes (so the number is not the leftovers of the load).
-    const fresh = [
-      () => startLibrary(dockerd.socketPath, work, [], 'library-events'),
-      () => startCli(dockerd.socketPath, work, 'cli-events'),
-      ...(haveHaproxy ? [() => startHaproxy(dockerd.socketPath, work, 'haproxy-events')] : []),
+    const fresh: (() => Promise<Target>)[] = [
+      ...names.map((name) => () => (start[name] as (name?: string) => Promise<Target>)(`${name}-events`)),
       // The floor: Node's http server holding the responses itself, with no upstream and no filter.
       () => startReference('hold', dockerd.socketPath, work),
     ];
-    for (const start of fresh) {
-      const target = await start();
+    for (const startFresh of fresh) {
+      const target = await startFresh();
       try {
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        const idle = await memoryOf(target.pid);
-        const streams = await openEventStreams(target.port, PLAN.eventStreams, 60_000);
+        await new Promise((resolve) => setTimeout(resolve, PLAN.settleMs));
+        const idleMemory = await memoryOf(target.pid);
+        const reference = target.name.startsWith('node-');
+        // node-hold answers the streams itself: no event would reach them, nothing to nudge.
+        const streams = await openEventStreams(target.port, PLAN.eventStreams, 60_000, reference ? async () => undefined : () => triggerEvent(dockerd.socketPath));
         try {
           await new Promise((resolve) => setTimeout(resolve, 1_000));
           const held = await memoryOf(target.pid);
-          const heap = target.name.startsWith('library') ? await heapOf(target) : null;
-          const settings = { connections: PLAN.load.connections, seconds: PLAN.heldLoadSeconds };
-          const load = haveWrk
-            ? await runWrk(target.port, '/_ping', settings, 200)
-            : await runAutocannon({ kind: 'tcp', port: target.port }, '/_ping', settings, 200);
-          await triggerEvent(dockerd.socketPath);
-          const deadline = Date.now() + 5_000;
-          while (streams.withEvents() < streams.open && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
-          const after = await memoryOf(target.pid);
-          const row = {
+          const load = await runWrk(target.port, '/_ping', { connections: PLAN.load.connections, seconds: PLAN.heldLoadSeconds }, 200);
+          streams.mark();
+          if (!reference) {
+            await triggerEvent(dockerd.socketPath);
+            const deadline = Date.now() + 5_000;
+            while (streams.withEventsSinceMark() < streams.open && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          const afterLoad = await memoryOf(target.pid);
+          const row: ConcurrencyResult = {
             target: target.name.replace(/-events$/, ''),
             streams: PLAN.eventStreams,
             open: streams.open,
+            headsAtOnce: streams.headsAtOnce,
             aliveAtEnd: streams.alive(),
-            gotEvent: streams.withEvents(),
-            rssIdleMb: idle.rssMb,
-            rssHeldMb: held.rssMb,
-            rssAfterLoadMb: after.rssMb,
-            heapWithStreamsMb: heap,
-            pingWhileHeld: {
-              generator: load.generator,
-              rps: load.rps,
-              p99Ms: load.p99Ms,
-              failed: load.unexpectedStatus + load.errors + load.readErrors,
-            },
+            gotEvent: streams.withEventsSinceMark(),
+            idle: idleMemory,
+            held,
+            afterLoad,
+            pingWhileHeld: { rps: load.rps, p99Ms: load.p99Ms, failed: load.unexpectedStatus + load.errors + load.readErrors },
           };
           results.concurrency.push(row);
           say(
-            `events ${row.target.padEnd(7)} ${row.open}/${row.streams} open, ${row.gotEvent} got the event; RSS idle ` +
-              `${idle.rssMb.toFixed(1)} MB, held ${held.rssMb.toFixed(1)} MB, after /_ping load ${after.rssMb.toFixed(1)} MB; ` +
+            `events ${row.target.padEnd(12)} ${row.open}/${row.streams} open (${row.headsAtOnce} heads before an event), ${row.gotEvent} got the event; RSS idle ` +
+              `${idleMemory.rssMb.toFixed(1)} MB, held ${held.rssMb.toFixed(1)} MB, after /_ping load ${afterLoad.rssMb.toFixed(1)} MB; ` +
               `/_ping ${Math.round(load.rps)} req/s while held (${row.pingWhileHeld.failed} failed)`,
           );
         } finally {
@@ -425,24 +487,27 @@ async function main(): Promise<void> {
       say(`evaluate(): ${((results.evaluate?.decisionsPerSecond ?? 0) / 1e6).toFixed(2)} M decisions/s`);
     }
 
-    // 5. Where the library server spends its time under the GET /_ping load.
-    if (PROFILE && haveWrk) {
-      const profileDir = join(work, 'profile');
-      const profiled = await startLibrary(dockerd.socketPath, work, [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${profileDir}`], 'library-profiled');
-      let load: LoadResult;
-      try {
-        await runWrk(profiled.port, '/_ping', { ...PLAN.load, seconds: 1 }, 200);
-        load = await runWrk(profiled.port, '/_ping', PLAN.load, 200);
-      } finally {
-        await profiled.stop();
+    // 5. Where the CLI spends its time under the allowed and the denied load.
+    if (PROFILE) {
+      for (const spec of [SMALL_REQUESTS[0], SMALL_REQUESTS[2]]) {
+        const profileDir = join(work, `profile-${spec.id}`);
+        const profiled = await startCli(dockerd.socketPath, work, `cli-profiled-${spec.id}`, [...NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+        let load: LoadResult;
+        try {
+          await runWrk(profiled.port, spec.path, { ...PLAN.load, seconds: 1 }, spec.status);
+          load = await runWrk(profiled.port, spec.path, PLAN.load, spec.status);
+        } finally {
+          await profiled.stop();
+        }
+        const file = (await readdir(profileDir)).find((entry) => entry.endsWith('.cpuprofile'));
+        if (file === undefined) throw new Error('node --cpu-prof wrote no profile');
+        // Kept outside the repository (a few MB): open it in Chrome DevTools or speedscope.
+        const keep = join(os.tmpdir(), `dsf-bench-cli-${spec.id}.cpuprofile`);
+        await writeFile(keep, await readFile(join(profileDir, file)));
+        const profile: ProfileResult = { file: keep, request: `${spec.label.replace(/`/g, '')}`, rpsWhileProfiled: load.rps, ...(await summariseProfile(keep, 25)) };
+        results.profiles.push(profile);
+        say(`profile ${spec.id}: ${Math.round(load.rps)} req/s under the profiler; written to ${keep}`);
       }
-      const file = (await readdir(profileDir)).find((name) => name.endsWith('.cpuprofile'));
-      if (file === undefined) throw new Error('node --cpu-prof wrote no profile');
-      // Kept outside the repository (a few MB): open it in Chrome DevTools or speedscope.
-      const keep = join(os.tmpdir(), 'dsf-bench-ping.cpuprofile');
-      await writeFile(keep, await readFile(join(profileDir, file)));
-      results.profile = { file: keep, rpsWhileProfiled: load.rps, ...(await summariseProfile(keep, 25)) };
-      say(`profile: ${Math.round(load.rps)} req/s under the profiler; written to ${keep}`);
     }
   } finally {
     for (const target of targets) await target.stop().catch(() => undefined);
@@ -455,8 +520,10 @@ async function main(): Promise<void> {
   results.targets = checkTargets(results);
   const markdown = renderMarkdown(results);
   process.stdout.write(`\n${markdown}\n`);
+  // The README's table: the same summary without the library column.
+  process.stdout.write(`\nFor the README:\n\n${renderSummary(results, [...README_COLUMNS], ['cli'])}\n\n`);
 
-  const failures = checkNumbers(results);
+  const failures = checkNumbers(results, [DIRECT, ...Object.keys(starters('', '')).filter((name) => !peersMissing.includes(name))]);
   if (SMOKE) {
     const file = join(os.tmpdir(), 'dsf-bench-smoke.json');
     await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
@@ -464,37 +531,53 @@ async function main(): Promise<void> {
   } else {
     await writeFile(join(ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
     await updateDocs(join(ROOT, 'docs', 'bench.md'), markdown);
-    say('wrote bench/results.json and the table in docs/bench.md');
+    say('wrote bench/results.json and the tables in docs/bench.md');
   }
   if (failures.length > 0) {
-    throw new Error(`the run produced no usable numbers for: ${failures.join('; ')}`);
+    throw new Error(`the run produced no usable numbers for:\n  ${failures.join('\n  ')}`);
   }
   say(`done in ${results.durationSeconds} s`);
 }
 
-/** What the smoke run asserts: every measurement produced a finite, positive number, without failures. */
-function checkNumbers(results: Results): string[] {
+/**
+ * What the smoke run asserts (no thresholds): every server produced every number of every section,
+ * each finite and positive, without failed requests, and every stream got its event.
+ */
+function checkNumbers(results: Results, servers: readonly string[]): string[] {
   const failures: string[] = [];
   const positive = (value: number | null | undefined): boolean => typeof value === 'number' && Number.isFinite(value) && value > 0;
-  for (const row of results.small) {
-    if (!positive(row.rps) || !positive(row.p99Ms)) failures.push(`${row.request} ${row.target} ${row.generator}: no throughput`);
-    // A denial may close the connection (HAProxy does): wrk then also counts a read error.
-    const readErrors = row.request === 'denied' ? 0 : row.readErrors;
-    if (row.unexpectedStatus > 0 || row.errors > 0 || readErrors > 0) {
-      failures.push(`${row.request} ${row.target} ${row.generator}: ${row.unexpectedStatus} unexpected statuses, ${row.errors + readErrors} errors`);
+  const proxies = servers.filter((name) => name !== DIRECT);
+  for (const spec of SMALL_REQUESTS) {
+    for (const name of spec.status === 200 ? servers : proxies) {
+      const row = results.small.find((entry) => entry.request === spec.id && entry.target === name);
+      if (row === undefined) failures.push(`${spec.id} ${name}: not measured`);
+      else {
+        if (!positive(row.rps) || !positive(row.p99Ms)) failures.push(`${spec.id} ${name}: no throughput or latency`);
+        if (row.failures > 0) failures.push(`${spec.id} ${name}: ${row.failures} failed requests`);
+        if (name !== DIRECT && !positive(row.proxyCpuUsPerRequest)) failures.push(`${spec.id} ${name}: no CPU time`);
+      }
     }
   }
-  for (const row of results.streaming) {
-    if (!positive(row.mbPerSecond)) failures.push(`${row.transfer} ${row.target}: no MB/s`);
-    const direct = results.streaming.find((other) => other.transfer === row.transfer && other.target === 'direct');
-    if (direct !== undefined && row.bytes !== direct.bytes) failures.push(`${row.transfer} ${row.target}: ${row.bytes} bytes, direct ${direct.bytes}`);
+  for (const transfer of ['get', 'load'] as const) {
+    const direct = results.streaming.find((row) => row.transfer === transfer && row.target === DIRECT);
+    for (const name of servers) {
+      const row = results.streaming.find((entry) => entry.transfer === transfer && entry.target === name);
+      if (row === undefined || !positive(row.mbPerSecond)) failures.push(`${transfer} ${name}: no MB/s`);
+      else if (direct !== undefined && row.bytes !== direct.bytes) failures.push(`${transfer} ${name}: ${row.bytes} bytes, direct ${direct.bytes}`);
+    }
   }
-  for (const row of results.concurrency) {
-    if (row.open !== row.streams || row.aliveAtEnd !== row.streams) failures.push(`events ${row.target}: ${row.open} opened, ${row.aliveAtEnd} alive of ${row.streams}`);
-    if (!positive(row.rssHeldMb) || !positive(row.pingWhileHeld.rps) || row.pingWhileHeld.failed > 0) failures.push(`events ${row.target}: requests did not flow`);
+  for (const name of proxies) {
+    const memory = results.memory.find((row) => row.target === name);
+    if (memory === undefined || !positive(memory.idle.rssMb) || !positive(memory.afterLoad.rssMb)) failures.push(`memory ${name}: not measured`);
+    const row = results.concurrency.find((entry) => entry.target === name);
+    if (row === undefined) failures.push(`events ${name}: not measured`);
+    else {
+      if (row.open !== row.streams || row.aliveAtEnd !== row.streams) failures.push(`events ${name}: ${row.open} opened, ${row.aliveAtEnd} alive of ${row.streams}`);
+      if (row.gotEvent !== row.streams) failures.push(`events ${name}: ${row.gotEvent} of ${row.streams} got the event after the load`);
+      if (!positive(row.held.rssMb) || !positive(row.pingWhileHeld.rps) || row.pingWhileHeld.failed > 0) failures.push(`events ${name}: requests did not flow`);
+    }
   }
   if (!positive(results.evaluate?.decisionsPerSecond)) failures.push('evaluate: no number');
-  if (results.small.length === 0 || results.streaming.length === 0 || results.concurrency.length === 0) failures.push('a section is empty');
   return failures;
 }
 

@@ -1,4 +1,5 @@
 import type { RequestEvent } from './filter.js';
+import { createRepeatGate, type RepeatOptions } from './log-repeats.js';
 
 /**
  * The log levels of Tecnativa's image (HAProxy's syslog levels), most verbose first.
@@ -55,8 +56,15 @@ export interface Logger {
   /** Whether a line at `level` would be written. */
   enabled(level: LogLevel): boolean;
   log(level: LogLevel, message: string, fields?: Readonly<Record<string, LogValue>>): void;
-  /** The one line per request: denials at `info`, upstream failures at `warning`, the rest at `debug`. */
+  /**
+   * The one line per request: denials at `info`, upstream failures at `warning`, the rest at `debug`.
+   * Identical denials are written once, then counted (see `LoggerOptions.repeats`).
+   */
   request(event: RequestEvent): void;
+  /** A connection refused before the filter saw a request (`onReject`), at `info`, counted like denials. */
+  rejected(event: { readonly status: number; readonly reason: string }): void;
+  /** Writes the counts of the lines held back now (before exit). */
+  flush(): void;
 }
 
 /**
@@ -73,6 +81,12 @@ export interface LoggerOptions {
   readonly write?: (line: string) => void;
   /** Clock for the `time` field (tests). Default: `() => new Date()`. */
   readonly now?: () => Date;
+  /**
+   * Identical denials and rejections (same client when known, method, path without its query, rule
+   * and status) are written once, then counted: one line with `repeated=N` per interval while they
+   * go on. `false` writes every one. Default: on, with `REPEAT_DEFAULTS`.
+   */
+  readonly repeats?: RepeatOptions | false;
 }
 
 // Values made only of these characters are written bare; anything else is JSON-quoted, so a value
@@ -111,7 +125,10 @@ function rawPath(target: string | undefined): string {
  *
  * Request lines carry the method, the canonical path without its query, the decision, the rule, the
  * status the client got and the duration, then the client's name, peer address and listener when
- * known; never a body or a header (so never `X-Registry-Auth`).
+ * known; never a body or a header (so never `X-Registry-Auth`). Under a flood of one denial (the
+ * same request refused the same way, for the same client), the first is written and then, every
+ * interval while it lasts, `time=… level=info msg=request method=GET path=/v1.41/info
+ * decision=denied rule=- status=403 repeated=1234`.
  *
  * @example
  * ```ts
@@ -136,28 +153,43 @@ export function createLogger(options: LoggerOptions): Logger {
     write(`${line}\n`);
   };
 
+  const repeats = options.repeats === false ? undefined : createRepeatGate({ ...options.repeats, write, now });
+
   const request = (event: RequestEvent): void => {
     // A 502 on an allowed request means dockerd could not be reached: an operator wants that at
     // the default level even though allowed requests are otherwise only logged at `debug`.
     const level: LogLevel = !event.allowed ? 'info' : event.status === 502 ? 'warning' : 'debug';
     if (!enabled(level)) return;
     // The same line `log` would write for these fields, built directly: under a flood of denials
-    // this runs for each one.
-    let line =
-      `time=${now().toISOString()} level=${level} msg=request method=${formatValue(event.method)}` +
+    // this runs for each one. What was decided, and for whom, is the line's identity for
+    // `repeats` (a flood from one client must not hide another client's identical denial).
+    const head =
+      `level=${level} msg=request method=${formatValue(event.method)}` +
       ` path=${formatValue(pathWithoutQuery(event.path) ?? rawPath(event.target))} decision=${event.allowed ? 'allowed' : 'denied'}` +
-      ` rule=${formatValue(event.rule ?? '-')} status=${event.status} duration_ms=${Math.round(event.durationMs * 10) / 10}`;
-    if (event.upgrade) line += ' upgrade=true';
-    if (!event.allowed) line += ` reason=${formatValue(event.reason)}`;
+      ` rule=${formatValue(event.rule ?? '-')} status=${event.status}`;
     // Who asked, after what was decided: the client the policy was chosen for, then the
     // connection's peer address and listener (a denial of an unknown client names them).
-    if (event.client !== undefined) line += ` client=${formatValue(event.client)}`;
-    if (event.address !== undefined) line += ` address=${formatValue(event.address)}`;
-    if (event.listener !== undefined) line += ` listener=${formatValue(event.listener)}`;
-    write(`${line}\n`);
+    let who = '';
+    if (event.client !== undefined) who += ` client=${formatValue(event.client)}`;
+    if (event.address !== undefined) who += ` address=${formatValue(event.address)}`;
+    if (event.listener !== undefined) who += ` listener=${formatValue(event.listener)}`;
+    if (!event.allowed && repeats !== undefined && !repeats.admit(head + who)) return;
+    let line = `time=${now().toISOString()} ${head} duration_ms=${Math.round(event.durationMs * 10) / 10}`;
+    if (event.upgrade) line += ' upgrade=true';
+    if (!event.allowed) line += ` reason=${formatValue(event.reason)}`;
+    write(`${line}${who}\n`);
   };
 
-  return Object.freeze({ level: options.level, enabled, log, request });
+  const rejected = (event: { readonly status: number; readonly reason: string }): void => {
+    if (!enabled('info')) return;
+    const key = `level=info msg=rejected status=${event.status} reason=${formatValue(event.reason)}`;
+    if (repeats !== undefined && !repeats.admit(key)) return;
+    write(`time=${now().toISOString()} ${key}\n`);
+  };
+
+  const flush = (): void => repeats?.flush();
+
+  return Object.freeze({ level: options.level, enabled, log, request, rejected, flush });
 }
 
 /**

@@ -1,8 +1,10 @@
-// The processes under test, each in its own process: the filter as a library, the CLI, HAProxy.
+// The processes under test, each in its own process: the filter as a library, the CLI, and the
+// peers (HAProxy with Tecnativa's rules, nginx as the tutorials configure it, a naive http-proxy-3
+// filter), with their CPU time and memory read from /proc over the whole process tree.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +12,10 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const LIBRARY_SERVER = fileURLToPath(new URL('../servers/library.mjs', import.meta.url));
 const REFERENCE_SERVER = fileURLToPath(new URL('../servers/reference.mjs', import.meta.url));
+const IDLE_SERVER = fileURLToPath(new URL('../servers/idle.mjs', import.meta.url));
+const NAIVE_SERVER = fileURLToPath(new URL('../servers/naive-http-proxy-3.mjs', import.meta.url));
 const HAPROXY_CONFIG = fileURLToPath(new URL('../haproxy.cfg', import.meta.url));
+const NGINX_CONFIG = fileURLToPath(new URL('../nginx.conf', import.meta.url));
 
 /** The permissions every target enforces (the Tecnativa variables). */
 export const GRANTS = { CONTAINERS: '1', IMAGES: '1', POST: '1' } as const;
@@ -115,12 +120,14 @@ export async function startLibrary(socketPath: string, logDir: string, nodeArgs:
 }
 
 /**
- * bench/servers/reference.mjs: `hello` (Node's http server answering by itself) or `proxy` (the least
- * a Node http-to-unix-socket proxy does), to put the small-request numbers in perspective.
+ * Reference points, with the flags our servers run with: bench/servers/reference.mjs `hello` (Node's
+ * http server answering by itself) and `hold` (holding event responses itself), and
+ * bench/servers/idle.mjs (a `node:net` listener and nothing else: Node's own floor of RSS).
  */
-export async function startReference(mode: 'hello' | 'proxy' | 'hold', socketPath: string, logDir: string): Promise<Target> {
+export async function startReference(mode: 'hello' | 'hold' | 'idle', socketPath: string, logDir: string): Promise<Target> {
   const port = await freePort();
-  return startLogged(`node-${mode}`, port, logDir, process.execPath, [REFERENCE_SERVER, mode, socketPath, String(port)], undefined, 5_000);
+  const script = mode === 'idle' ? IDLE_SERVER : REFERENCE_SERVER;
+  return startLogged(`node-${mode}`, port, logDir, process.execPath, [...NODE_FLAGS, script, mode, socketPath, String(port)], undefined, 5_000);
 }
 
 /**
@@ -142,10 +149,10 @@ export async function heapOf(target: Target): Promise<Record<string, number> | n
  * The CLI, `node dist/cli.js`, configured by environment like Tecnativa's image, at its default log
  * level (denials logged at info, as HAProxy logs every request at the original's LOG_LEVEL=info).
  */
-export async function startCli(socketPath: string, logDir: string, name = 'cli'): Promise<Target> {
+export async function startCli(socketPath: string, logDir: string, name = 'cli', nodeArgs: readonly string[] = NODE_FLAGS): Promise<Target> {
   const port = await freePort();
   const env = { PATH: process.env.PATH ?? '', SOCKET_PATH: socketPath, LISTEN: `127.0.0.1:${port}`, SHUTDOWN_GRACE: '1', ...GRANTS };
-  return startLogged(name, port, logDir, process.execPath, [...NODE_FLAGS, join(ROOT, 'dist', 'cli.js')], env, 8_000);
+  return startLogged(name, port, logDir, process.execPath, [...nodeArgs, join(ROOT, 'dist', 'cli.js')], env, 8_000);
 }
 
 /** Every Tecnativa variable the benchmark does not grant, set to 0 as the original image does. */
@@ -174,22 +181,97 @@ export async function startHaproxy(socketPath: string, logDir: string, name = 'h
   return startLogged(name, port, logDir, 'haproxy', ['-db', '-f', HAPROXY_CONFIG], env, 5_000);
 }
 
-/** Resident set size and its peak (VmHWM) of a process, in MB, from /proc. */
-export async function memoryOf(pid: number): Promise<{ rssMb: number; peakMb: number }> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string): number => {
-    const line = status.split('\n').find((text) => text.startsWith(field)) ?? '';
-    return Number(/(\d+) kB/.exec(line)?.[1] ?? Number.NaN);
-  };
-  return { rssMb: kb('VmRSS:') / 1024, peakMb: kb('VmHWM:') / 1024 };
+/**
+ * Debian's nginx with bench/nginx.conf (the tutorials' setup plus upstream keep-alive) in the
+ * foreground, with its own prefix, pid file, logs and temp directories under `logDir`. The pid is
+ * the master's; its workers are counted through `processTree`.
+ */
+export async function startNginx(socketPath: string, logDir: string, name = 'nginx'): Promise<Target> {
+  const port = await freePort();
+  const prefix = join(logDir, name);
+  await mkdir(prefix, { recursive: true });
+  const config = (await readFile(NGINX_CONFIG, 'utf8'))
+    .replaceAll('@PREFIX@', prefix)
+    .replaceAll('@LISTEN@', `127.0.0.1:${port}`)
+    .replaceAll('@SOCKET_PATH@', socketPath);
+  const file = join(prefix, 'nginx.conf');
+  await writeFile(file, config);
+  // -e: where errors go before the configuration is read (Debian's build says /var/log/nginx).
+  const args = ['-p', prefix, '-e', join(prefix, 'error.log'), '-c', file, '-g', 'daemon off;'];
+  return startLogged(name, port, logDir, 'nginx', args, undefined, 5_000);
 }
 
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc. */
+/** bench/servers/naive-http-proxy-3.mjs: the filter a Node user writes by hand with http-proxy-3. */
+export async function startNaive(socketPath: string, logDir: string, name = 'http-proxy-3'): Promise<Target> {
+  const port = await freePort();
+  return startLogged(name, port, logDir, process.execPath, [NAIVE_SERVER, socketPath, String(port)], undefined, 5_000);
+}
+
+/**
+ * The pids of a process and of all its descendants (nginx's workers; HAProxy has threads only), from
+ * /proc: a peer that runs several processes is measured as the sum of them.
+ */
+export async function processTree(pid: number): Promise<number[]> {
+  const children = new Map<number, number[]>();
+  for (const entry of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (stat === '') continue;
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(parent) ?? [];
+    list.push(Number(entry));
+    children.set(parent, list);
+  }
+  const tree: number[] = [];
+  const visit = (at: number): void => {
+    tree.push(at);
+    for (const child of children.get(at) ?? []) visit(child);
+  };
+  visit(pid);
+  return tree;
+}
+
+/** Memory of a process tree, in MB, each field summed over its processes. */
+export interface Memory {
+  readonly rssMb: number;
+  /** Proportional set size: shared pages divided among the processes sharing them (nginx's master and workers). */
+  readonly pssMb: number;
+  /** VmHWM, the peak RSS. */
+  readonly peakMb: number;
+  readonly processes: number;
+}
+
+function kilobytes(text: string, field: string): number {
+  return Number(new RegExp(`^${field}\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
+}
+
+/** RSS, PSS and peak RSS of a process and its descendants, in MB, from /proc. */
+export async function memoryOf(pid: number): Promise<Memory> {
+  let rss = 0;
+  let pss = 0;
+  let peak = 0;
+  const pids = await processTree(pid);
+  for (const member of pids) {
+    const status = await readFile(`/proc/${member}/status`, 'utf8');
+    const rollup = await readFile(`/proc/${member}/smaps_rollup`, 'utf8').catch(() => '');
+    rss += kilobytes(status, 'VmRSS:');
+    peak += kilobytes(status, 'VmHWM:');
+    pss += kilobytes(rollup, 'Pss:');
+  }
+  return { rssMb: rss / 1024, pssMb: pss / 1024, peakMb: peak / 1024, processes: pids.length };
+}
+
+/** CPU seconds (user + system, all threads) a process and its descendants have used so far, from /proc. */
 export async function cpuSecondsOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime: fields 14 and 15 of /proc/<pid>/stat, 12th and 13th after the command name.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  let total = 0;
+  for (const member of await processTree(pid)) {
+    const stat = await readFile(`/proc/${member}/stat`, 'utf8').catch(() => '');
+    if (stat === '') continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime: fields 14 and 15 of /proc/<pid>/stat, 12th and 13th after the command name.
+    total += (Number(fields[11]) + Number(fields[12])) / 100;
+  }
+  return total;
 }
 
 /** CPU seconds the whole machine has spent busy so far (all CPUs, from the first line of /proc/stat). */

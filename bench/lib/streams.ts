@@ -4,7 +4,9 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import type { Endpoint } from './load.js';
+
+/** Where a transfer goes: a TCP port on loopback, or a unix socket. */
+export type Endpoint = { readonly kind: 'tcp'; readonly port: number } | { readonly kind: 'unix'; readonly socketPath: string };
 
 function requestOptions(endpoint: Endpoint, method: string, path: string): RequestOptions {
   return endpoint.kind === 'tcp'
@@ -125,72 +127,102 @@ export function curlTransfer(
 export interface EventStreams {
   /** Streams whose response head (200) arrived. */
   readonly open: number;
+  /**
+   * Streams whose head arrived before any event was made: nginx (`postpone_output`) and Node's
+   * http server behind http-proxy-3 send the head only with the first event.
+   */
+  readonly headsAtOnce: number;
   /** Streams still open now. */
   alive(): number;
-  /** Streams that received at least one event body byte after their head. */
-  withEvents(): number;
+  /** Remembers how much each stream has received so far (see `withEventsSinceMark`). */
+  mark(): void;
+  /** Streams that received body bytes (events) since the last `mark()`. */
+  withEventsSinceMark(): number;
   close(): void;
 }
 
 /**
- * Opens `count` raw `GET /v1.41/events` streams to `port`, `batch` at a time, each waiting for its
- * 200 head; throws when any fails or the whole does not finish within `timeoutMs`.
+ * Opens `count` raw `GET /v1.41/events` streams to `port`, `batch` connections at a time, then
+ * waits for every 200 head: first without any event (a second), then calling `nudge` (which makes
+ * dockerd emit an event) until all heads arrived. Throws when a stream fails or `timeoutMs` passes.
  */
-export async function openEventStreams(port: number, count: number, timeoutMs: number, batch = 100): Promise<EventStreams> {
-  const sockets: Socket[] = [];
-  const state = new Map<Socket, { head: boolean; events: boolean; closed: boolean }>();
+export async function openEventStreams(
+  port: number,
+  count: number,
+  timeoutMs: number,
+  nudge: () => Promise<void>,
+  batch = 100,
+): Promise<EventStreams> {
   const deadline = Date.now() + timeoutMs;
+  const entries: { socket: Socket; head: boolean; closed: boolean; body: number; marked: number }[] = [];
+  let failure: Error | undefined;
   const openOne = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const socket = connect(port, '127.0.0.1');
-      const entry = { head: false, events: false, closed: false };
-      sockets.push(socket);
-      state.set(socket, entry);
+      const entry = { socket, head: false, closed: false, body: 0, marked: 0 };
+      entries.push(entry);
       let buffered = '';
-      const timer = setTimeout(() => reject(new Error('an events stream got no head in time')), Math.max(1, deadline - Date.now()));
       socket.on('error', () => undefined);
+      socket.once('connect', () => {
+        socket.write('GET /v1.41/events HTTP/1.1\r\nHost: docker\r\nUser-Agent: dsf-bench\r\n\r\n');
+        resolve();
+      });
       socket.on('close', () => {
         entry.closed = true;
         if (!entry.head) {
-          clearTimeout(timer);
-          reject(new Error(`an events stream closed before its head: ${JSON.stringify(buffered.slice(0, 200))}`));
+          failure ??= new Error(`an events stream closed before its head: ${JSON.stringify(buffered.slice(0, 200))}`);
+          reject(failure);
         }
       });
       socket.on('data', (chunk: Buffer) => {
         if (entry.head) {
-          entry.events = true;
+          entry.body += chunk.length;
           return;
         }
         buffered += chunk.toString('latin1');
         const end = buffered.indexOf('\r\n\r\n');
         if (end === -1) return;
         if (!buffered.startsWith('HTTP/1.1 200')) {
-          clearTimeout(timer);
-          reject(new Error(`an events stream answered ${JSON.stringify(buffered.slice(0, 200))}`));
+          failure ??= new Error(`an events stream answered ${JSON.stringify(buffered.slice(0, 200))}`);
           return;
         }
         entry.head = true;
         // Anything after the head is the start of the (chunked) event body.
-        if (buffered.length > end + 4) entry.events = true;
-        clearTimeout(timer);
-        resolve();
+        entry.body = buffered.length - end - 4;
+        buffered = '';
       });
-      socket.write('GET /v1.41/events HTTP/1.1\r\nHost: docker\r\nUser-Agent: dsf-bench\r\n\r\n');
     });
+  const heads = (): number => entries.filter((entry) => entry.head).length;
+  const waitFor = async (ms: number): Promise<void> => {
+    const until = Math.min(deadline, Date.now() + ms);
+    while (heads() < count && failure === undefined && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  };
   try {
     for (let opened = 0; opened < count; opened += batch) {
       await Promise.all(Array.from({ length: Math.min(batch, count - opened) }, openOne));
     }
+    await waitFor(1_000);
+    const headsAtOnce = heads();
+    while (heads() < count && failure === undefined && Date.now() < deadline) {
+      await nudge();
+      await waitFor(500);
+    }
+    if (failure !== undefined) throw failure;
+    if (heads() < count) throw new Error(`${count - heads()} of ${count} events streams got no head within ${timeoutMs} ms`);
+    return {
+      open: heads(),
+      headsAtOnce,
+      alive: () => entries.filter((entry) => !entry.closed).length,
+      mark: () => {
+        for (const entry of entries) entry.marked = entry.body;
+      },
+      withEventsSinceMark: () => entries.filter((entry) => entry.body > entry.marked).length,
+      close: () => {
+        for (const entry of entries) entry.socket.destroy();
+      },
+    };
   } catch (error) {
-    for (const socket of sockets) socket.destroy();
+    for (const entry of entries) entry.socket.destroy();
     throw error;
   }
-  return {
-    open: [...state.values()].filter((entry) => entry.head).length,
-    alive: () => [...state.values()].filter((entry) => !entry.closed).length,
-    withEvents: () => [...state.values()].filter((entry) => entry.events).length,
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-    },
-  };
 }

@@ -1,15 +1,13 @@
 // Reference points for the small-request numbers, not products: what Node's http module costs on
 // this machine without any filter.
 //   hello   answers every request itself with 200 "OK" (Node's http server alone: a ceiling)
-//   proxy   forwards every request to dockerd with http.request, a keep-alive agent and pipe():
-//           the least a Node http-to-unix-socket proxy does (no decision, no checks)
 //   hold    answers `GET …/events` with a chunked head and holds the response open, everything else
 //           like hello: what Node's http server alone costs in memory per open response (the floor
 //           under any Node filter's RSS with idle event streams)
-// Usage: node bench/servers/reference.mjs hello|proxy|hold SOCKET_PATH PORT
+// Usage: node bench/servers/reference.mjs hello|hold SOCKET_PATH PORT
 import http from 'node:http';
 
-const [mode, socketPath, port = '0'] = process.argv.slice(2);
+const [mode, , port = '0'] = process.argv.slice(2);
 let server;
 if (mode === 'hold') {
   server = http.createServer((req, res) => {
@@ -26,18 +24,8 @@ if (mode === 'hold') {
     res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': 2 });
     res.end('OK');
   });
-} else if (mode === 'proxy' && socketPath !== undefined) {
-  const agent = new http.Agent({ keepAlive: true });
-  server = http.createServer((req, res) => {
-    const upstream = http.request({ socketPath, agent, method: req.method, path: req.url, headers: req.headers }, (upstreamRes) => {
-      res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-      upstreamRes.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
-  });
 } else {
-  process.stderr.write('usage: node bench/servers/reference.mjs hello|proxy|hold SOCKET_PATH PORT\n');
+  process.stderr.write('usage: node bench/servers/reference.mjs hello|hold SOCKET_PATH PORT\n');
   process.exit(2);
 }
 server.listen(Number(port), '127.0.0.1');

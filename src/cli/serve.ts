@@ -47,20 +47,26 @@ function fatal(io: Output, message: string): number {
  * ```
  */
 export async function serve(config: CliConfig, context: ServeContext): Promise<number> {
-  // One write per turn of the event loop, not one per line: see createBatchedWriter.
+  // One write per turn of the event loop, not one per line: see createBatchedWriter. Identical
+  // denials are counted rather than written each (LoggerOptions.repeats).
   const lines = createBatchedWriter(context.io.stderr);
-  process.on('exit', lines.flush);
+  const logger = createLogger({ level: config.logLevel, write: lines.write });
+  // The counts held back go out before the last lines, on every way out.
+  const flushAll = (): void => {
+    logger.flush();
+    lines.flush();
+  };
+  process.on('exit', flushAll);
   // A message written directly (a fatal start-up error) comes after the log lines before it.
   const stderr = (text: string): void => {
-    lines.flush();
+    flushAll();
     context.io.stderr(text);
   };
   try {
-    const logger = createLogger({ level: config.logLevel, write: lines.write });
     return await serveWith(config, { ...context, io: { ...context.io, stderr } }, logger);
   } finally {
-    lines.flush();
-    process.off('exit', lines.flush);
+    flushAll();
+    process.off('exit', flushAll);
   }
 }
 
@@ -150,7 +156,7 @@ async function serveWith(config: CliConfig, context: ServeContext, logger: Logge
       // Refusals made before the filter saw a request (unparseable heads, limits, slow clients)
       // are logged like denials: at info, never with a header or a body.
       const onReject = (event: { status: number; reason: string }): void => {
-        logger.log('info', 'rejected', { status: event.status, reason: event.reason });
+        logger.rejected(event);
         metrics?.onReject(event);
       };
       for (const address of config.listen) {
@@ -337,6 +343,8 @@ async function shutdown(
   await filter.close();
   await Promise.all(listeners.map((listener) => closeNow(listener)));
   await closing;
+  // No request can come any more: the counts of denials held back go before the last line.
+  logger.flush();
   logger.log('info', 'stopped', { cut_connections: cut });
   return 0;
 }

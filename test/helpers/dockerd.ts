@@ -234,6 +234,8 @@ export interface DockerdOptions {
    * leaves the machine: the pull fails at once with `proxyconnect tcp: … connection refused`.
    */
   readonly offline?: boolean;
+  /** Also listen on 127.0.0.1:<tcpPort> (the benchmark measures dockerd direct over TCP). */
+  readonly tcpPort?: number;
 }
 
 /**
@@ -258,7 +260,8 @@ async function closedProxyEnv(): Promise<Record<string, string>> {
 
 /**
  * Starts a private dockerd in a fresh short temp directory (unix socket paths must stay under 108
- * bytes), waits for `/_ping` and imports `dsf-busybox:latest`. Throws, loudly, when it cannot:
+ * bytes), waits for `/_ping` and imports `dsf-busybox:latest`. `tcpPort`: also listen on
+ * 127.0.0.1:`tcpPort`, without TLS (the benchmark only). Throws, loudly, when it cannot:
  * integration tests are never skipped for want of a daemon.
  *
  * @example
@@ -286,6 +289,8 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
       'dockerd',
       [
         '--host', `unix://${socketPath}`,
+        // The benchmark reaches dockerd directly with a TCP-only load generator; tests never do.
+        ...(options.tcpPort === undefined ? [] : ['--host', `tcp://127.0.0.1:${options.tcpPort}`]),
         '--data-root', join(directory, 'root'),
         '--exec-root', join(directory, 'exec'),
         '--pidfile', join(directory, 'docker.pid'),

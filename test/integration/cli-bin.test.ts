@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -227,6 +227,45 @@ describe('serving over TCP', () => {
     expect((await get({ socketPath: sock }, '/_ping')).body).toBe('OK');
     running.child.kill('SIGTERM');
     expect((await running.exit()).code).toBe(0);
+  });
+});
+
+describe('a flood of identical denials', () => {
+  it('10,000 denials write a bounded number of lines, and every one is counted', async () => {
+    const { running, port } = await serve(['--listen', '127.0.0.1:0']);
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    const started = Date.now();
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: 10_000 }, (_, index) =>
+          new Promise<number>((resolve, reject) => {
+            // The query varies and is not part of what makes two denials the same (nor logged).
+            request({ host: '127.0.0.1', port, path: `/v1.41/info?n=${index}`, agent }, (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            }).on('error', reject).end();
+          }),
+        ),
+      );
+      expect(statuses.every((status) => status === 403)).toBe(true);
+    } finally {
+      agent.destroy();
+    }
+    const floodSeconds = (Date.now() - started) / 1000;
+    running.child.kill('SIGTERM');
+    expect((await running.exit()).code, running.stderr()).toBe(0);
+
+    const lines = running.stderr().trim().split('\n');
+    const denials = lines.filter((line) => line.includes(' path=/v1.41/info decision=denied '));
+    // The first at once, one count per 10 s interval while it lasted, the rest at shutdown.
+    expect(denials.length, running.stderr()).toBeGreaterThanOrEqual(2);
+    expect(denials.length, running.stderr()).toBeLessThanOrEqual(2 + Math.ceil(floodSeconds / 10));
+    expect(denials[0]).toMatch(/level=info msg=request method=GET path=\/v1\.41\/info decision=denied rule=default-deny status=403 duration_ms=[\d.]+ reason="GET \/v1\.41\/info needs INFO=1"$/);
+    const counted = denials.reduce((total, line) => total + Number(/ repeated=(\d+)$/.exec(line)?.[1] ?? 1), 0);
+    expect(counted).toBe(10_000);
+    // The counts come before the last line, and the log holds nothing else.
+    expect(lines.at(-1)).toMatch(/msg=stopped /);
+    expect(lines.length).toBe(denials.length + 3);
   });
 });
 

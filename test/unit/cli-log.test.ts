@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { RequestEvent } from '../../src/filter.js';
 import { parseLogLevel, createBatchedWriter, createLogger, LOG_LEVELS, type LogLevel } from '../../src/log.js';
 
@@ -149,5 +149,174 @@ describe('createBatchedWriter', () => {
     lines.flush();
     await new Promise((resolve) => setImmediate(resolve));
     expect(writes).toEqual(['a\n']);
+  });
+});
+
+describe('floods of identical denials', () => {
+  const INTERVAL = 10_000;
+
+  function flood(options: { maxKeys?: number; maxKeyBytes?: number; level?: LogLevel } = {}) {
+    const lines: string[] = [];
+    const { level = 'info', ...repeats } = options;
+    const logger = createLogger({ level, write: (line) => lines.push(line), repeats: { intervalMs: INTERVAL, ...repeats } });
+    return { logger, lines };
+  }
+
+  /** What a line says `repeated=`, or 1 for a line written for one request. */
+  const countOf = (line: string): number => Number(/ repeated=(\d+)\n$/.exec(line)?.[1] ?? 1);
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: NOW });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  test('the first is written at once, the rest as one count per interval while the flood lasts', () => {
+    const { logger, lines } = flood();
+    for (let index = 0; index < 1000; index++) logger.request(denied);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(' decision=denied rule=POST status=403 duration_ms=0.2 reason=');
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines.slice(1)).toEqual([
+      'time=2025-01-02T03:04:15.678Z level=info msg=request method=POST path=/v1.41/containers/create decision=denied rule=POST status=403 repeated=999\n',
+    ]);
+    for (let index = 0; index < 500; index++) logger.request(denied);
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toMatch(/^time=2025-01-02T03:04:25\.678Z .* status=403 repeated=500\n$/);
+    // Every denial is accounted for.
+    expect(lines.reduce((total, line) => total + countOf(line), 0)).toBe(1500);
+  });
+
+  test('after a quiet interval the flood is over: the timer stops and the next one is written at once', () => {
+    const { logger, lines } = flood();
+    logger.request(denied);
+    logger.request(denied);
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines).toHaveLength(2);
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines).toHaveLength(2);
+    expect(vi.getTimerCount()).toBe(0);
+    logger.request(denied);
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toContain(' duration_ms=0.2 reason=');
+  });
+
+  test.each<[string, Partial<RequestEvent>]>([
+    ['another path', { path: '/v1.41/containers/abc/kill' }],
+    ['another method', { method: 'PUT' }],
+    ['another rule', { rule: 'default-deny' }],
+    ['another status', { status: 400 }],
+  ])('a different denial (%s) is written at once during a flood', (_name, change) => {
+    const { logger, lines } = flood();
+    for (let index = 0; index < 10; index++) logger.request(denied);
+    logger.request({ ...denied, ...change });
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain(' reason=');
+  });
+
+  test('the query is not part of the identity: varying it does not escape the count', () => {
+    const { logger, lines } = flood();
+    for (let index = 0; index < 100; index++) logger.request({ ...denied, path: `/v1.41/containers/create?name=x${index}` });
+    expect(lines).toHaveLength(1);
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines[1]).toContain(' repeated=99\n');
+  });
+
+  test('memory is bounded: the least recently seen key is forgotten, its count reported in one line', () => {
+    const { logger, lines } = flood({ maxKeys: 3 });
+    const paths = ['/a', '/b', '/c', '/d', '/e'];
+    for (const path of paths) for (let index = 0; index < 4; index++) logger.request({ ...denied, path });
+    // Each key is news the first time: five lines; /a and /b were forgotten with 3 held back each.
+    expect(lines).toHaveLength(5);
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines.slice(5).map((line) => line.replace(/^time=\S+ /, ''))).toEqual([
+      'level=info msg=request method=POST path=/c decision=denied rule=POST status=403 repeated=3\n',
+      'level=info msg=request method=POST path=/d decision=denied rule=POST status=403 repeated=3\n',
+      'level=info msg=request method=POST path=/e decision=denied rule=POST status=403 repeated=3\n',
+      'level=info msg="repeated lines not itemised" keys_dropped=2 repeated=6\n',
+    ]);
+    expect(lines.reduce((total, line) => total + countOf(line), 0)).toBe(20);
+  });
+
+  test('a key seen again moves to the back: the flood that goes on is not the one forgotten', () => {
+    const { logger, lines } = flood({ maxKeys: 2 });
+    logger.request({ ...denied, path: '/flood' });
+    logger.request({ ...denied, path: '/one' });
+    logger.request({ ...denied, path: '/flood' });
+    logger.request({ ...denied, path: '/two' });
+    logger.request({ ...denied, path: '/flood' });
+    expect(lines).toHaveLength(3);
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines[3]).toContain(' path=/flood decision=denied rule=POST status=403 repeated=2\n');
+  });
+
+  test('the key text is bounded too (long paths)', () => {
+    const { logger, lines } = flood({ maxKeyBytes: 300 });
+    const long = (letter: string) => `/${letter.repeat(200)}`;
+    logger.request({ ...denied, path: long('a') });
+    logger.request({ ...denied, path: long('a') });
+    logger.request({ ...denied, path: long('b') });
+    logger.request({ ...denied, path: long('a') });
+    // /aaa… was forgotten when /bbb… came: written again.
+    expect(lines).toHaveLength(3);
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines.at(-1)).toBe(`time=2025-01-02T03:04:15.678Z level=info msg="repeated lines not itemised" keys_dropped=1 repeated=1\n`);
+  });
+
+  test('flush writes what is held back at once, forgets every key and stops the timer', () => {
+    const { logger, lines } = flood();
+    for (let index = 0; index < 7; index++) logger.request(denied);
+    logger.flush();
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain(' repeated=6\n');
+    expect(vi.getTimerCount()).toBe(0);
+    logger.request(denied);
+    expect(lines).toHaveLength(3);
+    logger.flush();
+    expect(lines).toHaveLength(3);
+  });
+
+  test('rejections before a request are counted the same way, by status and reason', () => {
+    const { logger, lines } = flood();
+    for (let index = 0; index < 50; index++) logger.rejected({ status: 400, reason: 'Bad request' });
+    logger.rejected({ status: 408, reason: 'The request headers did not arrive in time' });
+    expect(lines).toEqual([
+      'time=2025-01-02T03:04:05.678Z level=info msg=rejected status=400 reason="Bad request"\n',
+      'time=2025-01-02T03:04:05.678Z level=info msg=rejected status=408 reason="The request headers did not arrive in time"\n',
+    ]);
+    vi.advanceTimersByTime(INTERVAL);
+    expect(lines[2]).toBe('time=2025-01-02T03:04:15.678Z level=info msg=rejected status=400 reason="Bad request" repeated=49\n');
+  });
+
+  test('allowed requests at debug and 502 warnings are written every time', () => {
+    const { logger, lines } = flood({ level: 'debug' });
+    for (let index = 0; index < 3; index++) logger.request(allowed);
+    for (let index = 0; index < 3; index++) logger.request({ ...allowed, status: 502 });
+    expect(lines).toHaveLength(6);
+  });
+
+  test('nothing is remembered (and no timer runs) for lines the level leaves out', () => {
+    const { logger, lines } = flood({ level: 'warning' });
+    for (let index = 0; index < 3; index++) logger.request(denied);
+    logger.rejected({ status: 400, reason: 'Bad request' });
+    expect(lines).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  test('repeats: false writes every denial', () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', write: (line) => lines.push(line), repeats: false });
+    for (let index = 0; index < 5; index++) logger.request(denied);
+    expect(lines).toHaveLength(5);
+  });
+
+  test.each([
+    [{ intervalMs: 0 }, 'repeats.intervalMs'],
+    [{ maxKeys: 1.5 }, 'repeats.maxKeys'],
+    [{ maxKeyBytes: -1 }, 'repeats.maxKeyBytes'],
+  ])('a bad bound %j is a TypeError naming %s', (repeats, name) => {
+    expect(() => createLogger({ level: 'info', repeats })).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_DSF_INVALID_OPTION', message: `The \`${name}\` option must be a positive integer` }));
   });
 });
