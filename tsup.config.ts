@@ -12,6 +12,8 @@ export default defineConfig([
     clean: ['!cli.js', '!cli.js.map'],
     splitting: false,
     treeshake: true,
+    // import.meta.url in the CommonJS build (src/config loads `yaml` through createRequire).
+    shims: true,
   },
   {
     // The `docker-socket-filter` bin: ESM only (it is run, never required). esbuild keeps the

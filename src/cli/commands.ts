@@ -1,9 +1,11 @@
-import { request } from 'node:http';
 import { connect } from 'node:net';
+import { http } from '../node-http.js';
 import { createSocketFilter } from '../filter.js';
 import { formatPermissionTable } from '../policy/table.js';
 import type { CliConfig, ListenAddress } from './args.js';
 import { filterOptions } from './config-file.js';
+
+const { request } = http;
 
 /**
  * The program name in messages.

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { isMap, isSeq, parseDocument, type Document } from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
 import { SocketFilterTypeError } from '../errors.js';
 import { repeatedJsonKey } from './json.js';
 import { validateConfig, type SocketFilterConfig } from './validate.js';
@@ -32,6 +33,11 @@ export interface ParseConfigOptions {
   readonly format?: ConfigFormat;
 }
 
+// The `yaml` package costs 10 MB of resident memory once loaded (measured: docs/bench.md, "Idle
+// RSS"); a guard configured by its environment, or by a JSON file, never needs it.
+let yaml: typeof Yaml | undefined;
+const loadYaml = (): typeof Yaml => (yaml ??= createRequire(import.meta.url)('yaml') as typeof Yaml);
+
 function invalid(message: string): never {
   throw new SocketFilterTypeError('ERR_DSF_INVALID_CONFIG', message);
 }
@@ -47,7 +53,8 @@ const contains = (node: unknown, offset: number): boolean => {
  * The path (`clients[1].policy`) of the YAML mapping whose key starts at `offset`, and that key:
  * where a repeated key stands.
  */
-function yamlKeyAt(document: Document, offset: number): { path: string; key: string } {
+function yamlKeyAt(document: Yaml.Document, offset: number): { path: string; key: string } {
+  const { isMap, isSeq } = loadYaml();
   let path = '';
   let node: unknown = document.contents;
   for (;;) {
@@ -72,7 +79,7 @@ function parseYaml(text: string): unknown {
   // YAML 1.2 (the package's default): `yes`, `on` and `0660` are a string, a string and 660, not
   // YAML 1.1's true, true and 432. Repeated keys are errors; `<<` merge keys are plain keys (which
   // the validator refuses as unknown).
-  const document = parseDocument(text, { uniqueKeys: true, merge: false, prettyErrors: true, strict: true });
+  const document = loadYaml().parseDocument(text, { uniqueKeys: true, merge: false, prettyErrors: true, strict: true });
   const error = document.errors[0];
   if (error !== undefined) {
     const where = error.linePos?.[0];

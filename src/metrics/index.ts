@@ -1,11 +1,14 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { unlink } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import createDebug from 'debug';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { http } from '../node-http.js';
 import type { ListenAddress } from '../cli/args.js';
 import type { RequestEvent } from '../filter.js';
 import type { RejectEvent } from '../proxy/server.js';
+
+const { createServer } = http;
 
 const debug = createDebug('docker-socket-filter:metrics');
 

@@ -1,4 +1,7 @@
-import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
+import type { Agent, IncomingHttpHeaders } from 'node:http';
+import { http } from '../node-http.js';
+
+const { request } = http;
 
 /**
  * dockerd's answer to a request the guard makes on its own behalf (a lookup an obligation needs:

@@ -1,5 +1,8 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { http } from '../node-http.js';
+
+const { STATUS_CODES } = http;
 
 // Every answer the guard writes itself names it: a user reading `Error response from daemon: …`
 // must be able to tell the guard's refusals from dockerd's own errors.

@@ -1,4 +1,4 @@
-import { Agent } from 'node:http';
+import { http } from '../node-http.js';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate, ProxyContext } from './context.js';
 import { createUpstreamPool, type UpstreamPoolStats } from './pool.js';
@@ -19,6 +19,8 @@ export {
   type FilterServerOptions,
   type RejectEvent,
 } from './server.js';
+
+const { Agent } = http;
 
 /** How long an idle pooled connection to dockerd is kept for the next request. */
 const UPSTREAM_IDLE_TIMEOUT_MS = 5_000;

@@ -1,11 +1,14 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
+import { http } from '../node-http.js';
 import { MISSING_REF, withVisibleRef } from '../policy/read/target.js';
 import type { Decision, ResponseRewrite } from '../policy/types.js';
 import type { SinkFactory } from './forward.js';
 import { eventsSink, jsonRewriteSink, missingRefSink } from './read-sinks.js';
 import { answerHeaders, resolveVisible, type LookupTarget, type Visibility } from './visible.js';
+
+const { STATUS_CODES } = http;
 
 const log = createDebug('docker-socket-filter:read');
 

@@ -1,11 +1,14 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import createDebug from 'debug';
+import { http } from '../node-http.js';
 import { SocketFilterTypeError } from '../errors.js';
 import { nameConnection } from './client-info.js';
 import { dockerErrorBody, sendJsonError, writeRawJsonError } from './deny.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
+
+const { createServer, STATUS_CODES } = http;
 
 const log = createDebug('docker-socket-filter:server');
 
