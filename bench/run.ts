@@ -84,7 +84,7 @@ const SMALL_REQUESTS = [
 ] as const;
 
 /** The servers of the README's summary table (the library's numbers are in docs/bench.md). */
-const README_COLUMNS = ['cli', 'haproxy', 'nginx', 'http-proxy-3', DIRECT] as const;
+const README_COLUMNS = ['cli', 'cli-2w', 'haproxy', 'nginx', 'http-proxy-3', DIRECT] as const;
 
 /** dockerd itself, reached on its own TCP listener by the same clients. */
 interface Direct {
@@ -263,6 +263,7 @@ async function triggerEvent(socketPath: string): Promise<void> {
 function starters(socketPath: string, work: string): Record<string, (name?: string) => Promise<Target>> {
   return {
     cli: (name) => startCli(socketPath, work, name),
+    'cli-2w': (name = 'cli-2w') => startCli(socketPath, work, name, NODE_FLAGS, { WORKERS: '2' }),
     library: (name) => startLibrary(socketPath, work, NODE_FLAGS, name),
     haproxy: (name) => startHaproxy(socketPath, work, name),
     nginx: (name) => startNginx(socketPath, work, name),
@@ -521,7 +522,7 @@ async function main(): Promise<void> {
   const markdown = renderMarkdown(results);
   process.stdout.write(`\n${markdown}\n`);
   // The README's table: the same summary without the library column.
-  process.stdout.write(`\nFor the README:\n\n${renderSummary(results, [...README_COLUMNS], ['cli'])}\n\n`);
+  process.stdout.write(`\nFor the README:\n\n${renderSummary(results, [...README_COLUMNS], ['cli', 'cli-2w'])}\n\n`);
 
   const failures = checkNumbers(results, [DIRECT, ...Object.keys(starters('', '')).filter((name) => !peersMissing.includes(name))]);
   if (SMOKE) {

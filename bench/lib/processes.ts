@@ -149,9 +149,15 @@ export async function heapOf(target: Target): Promise<Record<string, number> | n
  * The CLI, `node dist/cli.js`, configured by environment like Tecnativa's image, at its default log
  * level (denials logged at info, as HAProxy logs every request at the original's LOG_LEVEL=info).
  */
-export async function startCli(socketPath: string, logDir: string, name = 'cli', nodeArgs: readonly string[] = NODE_FLAGS): Promise<Target> {
+export async function startCli(
+  socketPath: string,
+  logDir: string,
+  name = 'cli',
+  nodeArgs: readonly string[] = NODE_FLAGS,
+  extraEnv: Readonly<Record<string, string>> = {},
+): Promise<Target> {
   const port = await freePort();
-  const env = { PATH: process.env.PATH ?? '', SOCKET_PATH: socketPath, LISTEN: `127.0.0.1:${port}`, SHUTDOWN_GRACE: '1', ...GRANTS };
+  const env = { PATH: process.env.PATH ?? '', SOCKET_PATH: socketPath, LISTEN: `127.0.0.1:${port}`, SHUTDOWN_GRACE: '1', ...GRANTS, ...extraEnv };
   return startLogged(name, port, logDir, process.execPath, [...nodeArgs, join(ROOT, 'dist', 'cli.js')], env, 8_000);
 }
 

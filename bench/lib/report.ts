@@ -6,13 +6,15 @@ import type { Memory } from './processes.js';
 import type { ProfileSummary } from './profile.js';
 
 /** Our two servers, the peers, and dockerd itself, in the order of the tables. */
-export const OURS = ['cli', 'library'] as const;
+// `cli-2w`: the CLI with WORKERS=2, one worker per core of the benchmark machine.
+export const OURS = ['cli', 'cli-2w', 'library'] as const;
 export const PEERS = ['haproxy', 'nginx', 'http-proxy-3'] as const;
 export const DIRECT = 'direct';
 export const COLUMNS = [...OURS, ...PEERS, DIRECT] as const;
 
 const TITLES: Record<string, string> = {
   cli: 'CLI',
+  'cli-2w': 'CLI, 2 workers',
   library: 'library',
   haproxy: 'HAProxy',
   nginx: 'nginx',
