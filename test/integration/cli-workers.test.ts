@@ -311,6 +311,8 @@ describe('--workers refusals', () => {
     const { code } = await running.exit();
     expect(code).toBe(2);
     expect(running.stderr()).toContain(`cannot listen on 127.0.0.1:${taken}: address already in use`);
+    // A failed start is not a crash: nothing is started again.
+    expect(running.stderr()).not.toContain('starting another');
     expect(childrenOf(running.child.pid as number)).toEqual([]);
     blocker.kill();
   });

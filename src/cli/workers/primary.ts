@@ -95,6 +95,8 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
   const slots: Slot[] = Array.from({ length: count }, (_, i) => ({ index: i + 1, worker: undefined, ready: false, startedAt: 0, respawnDelayMs: 100 }));
   const live = (): Slot[] => slots.filter((slot) => slot.ready && slot.worker?.isConnected() === true);
   let stopping = false;
+  // Set once every worker has listened: a worker that dies before is a failed start, not a crash.
+  let serving = false;
   let configText = options.configText;
   let running = config;
   // Where the workers listen: the first one's ports for port 0 (with SO_REUSEPORT each worker binds
@@ -126,7 +128,7 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
       worker.once('exit', (code, signal) => {
         slot.ready = false;
         resolve(code ?? 1);
-        if (stopping || slot.worker !== worker) return;
+        if (stopping || !serving || slot.worker !== worker) return;
         onCrash(slot, code, signal);
       });
       const start: ToWorker = {
@@ -148,10 +150,11 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
       if (!stopping) void spawn(slot);
     }, slot.respawnDelayMs).unref();
   };
-  // Asks every listening worker; those that do not answer in time are left out.
-  const ask = (make: (id: number) => ToWorker): Promise<{ slot: Slot; answer: ToPrimary | undefined }[]> =>
+  // Asks the listening workers (or every one still starting as well); those that do not answer in
+  // time are left out.
+  const ask = (make: (id: number) => ToWorker, starting = false): Promise<{ slot: Slot; answer: ToPrimary | undefined }[]> =>
     Promise.all(
-      live().map(
+      (starting ? slots.filter((slot) => slot.worker?.isConnected() === true) : live()).map(
         (slot) =>
           new Promise<{ slot: Slot; answer: ToPrimary | undefined }>((resolve) => {
             const id = ++asked;
@@ -168,9 +171,12 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
     );
 
   let metrics: Metrics | undefined;
+  const tellAll = (message: ToWorker): void => {
+    for (const slot of slots) if (slot.worker?.isConnected()) slot.worker.send(message);
+  };
   const stopWorkers = async (): Promise<void> => {
     stopping = true;
-    for (const slot of slots) if (slot.worker?.isConnected()) slot.worker.send({ dsf: 'stop' } satisfies ToWorker);
+    tellAll({ dsf: 'stop' });
     await Promise.all(slots.map((slot) => exited(slot.worker)));
   };
   const fail = async (message: string | undefined, code: number): Promise<number> => {
@@ -203,21 +209,6 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
     }
   }
 
-  // The first worker alone: where it listens (the port chosen for port 0) is where the others do.
-  // A worker that cannot start has written why; its exit code is the guard's.
-  const first = await spawn(slots[0] as Slot);
-  if (first !== undefined) return fail(undefined, first);
-  const rest = await Promise.all(slots.slice(1).map((slot) => spawn(slot)));
-  const failed = rest.find((code) => code !== undefined);
-  if (failed !== undefined) return fail(undefined, failed);
-  try {
-    for (const address of config.listen) if (address.kind === 'unix') await chmod(address.path, config.socketMode);
-  } catch (error) {
-    return fail(`cannot set the mode of a unix socket: ${(error as Error).message}`, 2);
-  }
-  const descriptions = new Map(config.listen.map((address, i) => [address, describeListenAddress((bound ?? listen)[i] as ListenAddress)]));
-  announce(config, context.env, logger, descriptions, { workers: count, ...(metrics !== undefined ? { metrics: metrics.description } : {}) });
-
   // SIGHUP: read and validate once, then the same text to every worker. A worker that cannot apply
   // it (it validated here, so it should) is replaced: a new one starts with the new text, and no
   // worker goes on serving the old policy.
@@ -240,7 +231,8 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
     }
     configText = text;
     running = next;
-    const results = await ask((id) => ({ dsf: 'reload', id, configText: text }));
+    // Workers still starting too: they were sent the text as it was when they were forked.
+    const results = await ask((id) => ({ dsf: 'reload', id, configText: text }), true);
     for (const { slot, answer } of results) {
       const error = answer === undefined ? 'no answer' : answer.dsf === 'reloaded' ? answer.error : undefined;
       if (error === undefined) continue;
@@ -255,16 +247,32 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
     reloads = reloads.then(reload);
   };
   context.signals.on('SIGHUP', onHup);
+  // From before the first worker: a signal during the start must not kill the primary by its
+  // default action and leave the workers to find out.
   const watcher = watchSignals(context.signals);
   try {
+    // The first worker alone: where it listens (the port chosen for port 0) is where the others do.
+    // A worker that cannot start has written why; its exit code is the guard's.
+    const first = await spawn(slots[0] as Slot);
+    if (first !== undefined) return fail(undefined, first);
+    const rest = await Promise.all(slots.slice(1).map((slot) => spawn(slot)));
+    const failed = rest.find((code) => code !== undefined);
+    if (failed !== undefined) return fail(undefined, failed);
+    try {
+      for (const address of config.listen) if (address.kind === 'unix') await chmod(address.path, config.socketMode);
+    } catch (error) {
+      return fail(`cannot set the mode of a unix socket: ${(error as Error).message}`, 2);
+    }
+    serving = true;
+    const descriptions = new Map(config.listen.map((address, i) => [address, describeListenAddress((bound ?? listen)[i] as ListenAddress)]));
+    announce(config, context.env, logger, descriptions, { workers: count, ...(metrics !== undefined ? { metrics: metrics.description } : {}) });
+
     const signal = await watcher.first;
     stopping = true;
     logger.log('info', 'stopping', { signal, grace_s: config.graceMs / 1000, workers: count });
-    for (const slot of slots) if (slot.worker?.isConnected()) slot.worker.send({ dsf: 'stop' } satisfies ToWorker);
+    tellAll({ dsf: 'stop' });
     // A second signal: each worker stops now, as a single guard does on its second.
-    void watcher.second.then(() => {
-      for (const slot of slots) if (slot.worker?.isConnected()) slot.worker.send({ dsf: 'stop' } satisfies ToWorker);
-    });
+    void watcher.second.then(() => tellAll({ dsf: 'stop' }));
     const killer = setTimeout(() => {
       for (const slot of slots) slot.worker?.process.kill('SIGKILL');
     }, config.graceMs + KILL_AFTER_GRACE_MS);
