@@ -119,7 +119,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
         base.command === 'validate'
           ? { ...base, origins: Object.fromEntries(Object.keys(base.origins).map((key) => [key, 'default'])) as CliConfig['origins'] }
           : base;
-      config = applyConfigFile(against, await loadConfig(base.configFile), ipv6Disabled(env));
+      config = applyConfigFile(against, await loadConfig(base.configFile, { socketPath: base.socketPath }), ipv6Disabled(env));
     } catch (error) {
       if (!(error instanceof Error)) throw error;
       return fatal(out, error.message);

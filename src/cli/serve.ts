@@ -239,7 +239,7 @@ function watchReloads(
       return;
     }
     try {
-      const next = applyConfigFile(context.base, await loadConfig(path), context.ipv6Disabled);
+      const next = applyConfigFile(context.base, await loadConfig(path, { socketPath: context.base.socketPath }), context.ipv6Disabled);
       const changed = unreloadable(running, next);
       if (changed !== undefined) {
         throw new Error(`\`${changed}\` changed, which a reload cannot apply (it replaces \`clients\` or \`policy\`): restart the guard for it`);

@@ -3,11 +3,11 @@ import { extname } from 'node:path';
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
 import { SocketFilterTypeError } from '../errors.js';
 import { repeatedJsonKey } from './json.js';
-import { validateConfig, type SocketFilterConfig } from './validate.js';
+import { validateConfig, type SocketFilterConfig, type ValidateConfigOptions } from './validate.js';
 
-export type { NamedListenAddress, SocketFilterConfig } from './validate.js';
+export type { NamedListenAddress, SocketFilterConfig, ValidateConfigOptions } from './validate.js';
 export { validateConfig } from './validate.js';
-export { CONFIG_KEYS, CONFIG_PRESETS, PRESET_VARIABLES } from './keys.js';
+export { CONFIG_KEYS, CONFIG_PRESETS, PRESET_VARIABLE_KINDS, PRESET_VARIABLES } from './keys.js';
 
 /**
  * The two notations a policy file may be written in.
@@ -20,14 +20,14 @@ export { CONFIG_KEYS, CONFIG_PRESETS, PRESET_VARIABLES } from './keys.js';
 export type ConfigFormat = 'yaml' | 'json';
 
 /**
- * Options of `parseConfig`.
+ * Options of `parseConfig`: the format, and `socketPath` (see `ValidateConfigOptions`).
  *
  * @example
  * ```ts
- * parseConfig(text, { format: 'json' });
+ * parseConfig(text, { format: 'json', socketPath: '/run/docker.sock' });
  * ```
  */
-export interface ParseConfigOptions {
+export interface ParseConfigOptions extends ValidateConfigOptions {
   /** Default `yaml` (which is how a `.yaml`/`.yml` file is read); `json` for a `.json` file. */
   readonly format?: ConfigFormat;
 }
@@ -129,7 +129,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Soc
     throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The `format` option must be "yaml" or "json"');
   }
   if (text.trim() === '') invalid('the file is empty');
-  return validateConfig(format === 'json' ? parseJson(text) : parseYaml(text));
+  return validateConfig(format === 'json' ? parseJson(text) : parseYaml(text), { socketPath: options.socketPath });
 }
 
 /**
@@ -151,6 +151,7 @@ export function configFormatOf(path: string): ConfigFormat {
 /**
  * Reads and validates a policy file: `parseConfig` on its text, in the format its name says. The
  * error message starts with the file's path (`policy.yaml: clients[1].policy.allow[2]: …`).
+ * `socketPath` is dockerd's socket when the file has none (see `ValidateConfigOptions`).
  *
  * @example
  * ```ts
@@ -158,9 +159,10 @@ export function configFormatOf(path: string): ConfigFormat {
  * import { loadConfig } from 'docker-socket-filter/config';
  *
  * const filter = createSocketFilter((await loadConfig('policy.yaml')).filter);
+ * const rootless = await loadConfig('policy.yaml', { socketPath: '/run/user/1000/docker.sock' });
  * ```
  */
-export async function loadConfig(path: string): Promise<SocketFilterConfig> {
+export async function loadConfig(path: string, options: ValidateConfigOptions = {}): Promise<SocketFilterConfig> {
   const format = configFormatOf(path);
   let text: string;
   try {
@@ -169,7 +171,7 @@ export async function loadConfig(path: string): Promise<SocketFilterConfig> {
     return invalid(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
   try {
-    return parseConfig(text, { format });
+    return parseConfig(text, { format, socketPath: options.socketPath });
   } catch (error) {
     if (error instanceof SocketFilterTypeError) throw new SocketFilterTypeError(error.code, `${path}: ${error.message}`);
     throw error;
