@@ -193,13 +193,22 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 /**
+ * The most bytes one `write` of the batched writer hands over: `PIPE_BUF` on Linux, the size up to
+ * which the kernel writes to a pipe in one piece. Processes sharing one stderr (the CLI's workers)
+ * then never interleave within a line.
+ */
+export const ATOMIC_WRITE_BYTES = 4096;
+
+/**
  * A line writer that gathers what is written during one turn of the event loop and hands it to
- * `write` in one piece (`setImmediate`), with `flush()` to hand over what is pending at once.
+ * `write` in pieces of whole lines, each at most `ATOMIC_WRITE_BYTES` (a longer line alone), at the
+ * end of the turn (`setImmediate`) or as soon as a piece is full, with `flush()` to hand over what
+ * is pending at once.
  *
  * Why: `process.stderr` is synchronous on pipes and files, so a denial logged under load costs a
  * `write` system call of its own, about as much as answering the denial. Batched, a burst of denials
- * costs one. What a crash can lose is the current turn's lines; `flush` on `exit` keeps them on every
- * other way out.
+ * costs one per 4 KiB. What a crash can lose is the current turn's lines; `flush` on `exit` keeps
+ * them on every other way out.
  *
  * @example
  * ```ts
@@ -210,18 +219,26 @@ export function createLogger(options: LoggerOptions): Logger {
  */
 export function createBatchedWriter(write: (text: string) => void): { write(line: string): void; flush(): void } {
   let pending = '';
+  let pendingBytes = 0;
   let scheduled: NodeJS.Immediate | undefined;
-  const flush = (): void => {
-    if (scheduled !== undefined) clearImmediate(scheduled);
-    scheduled = undefined;
+  const handOver = (): void => {
     if (pending === '') return;
     const text = pending;
     pending = '';
+    pendingBytes = 0;
     write(text);
+  };
+  const flush = (): void => {
+    if (scheduled !== undefined) clearImmediate(scheduled);
+    scheduled = undefined;
+    handOver();
   };
   return {
     write(line) {
+      const bytes = Buffer.byteLength(line);
+      if (pendingBytes + bytes > ATOMIC_WRITE_BYTES) handOver();
       pending += line;
+      pendingBytes += bytes;
       scheduled ??= setImmediate(flush);
     },
     flush,

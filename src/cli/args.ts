@@ -45,7 +45,12 @@ export const CLI_DEFAULTS = Object.freeze({
   maxConnections: 4096,
   // Streams count: size it above the `events`/`logs -f`/attach streams the clients hold at once.
   maxUpstreamConnections: 512,
+  // One process: most installs are small hosts, where memory matters more than a second core.
+  workers: 1,
 });
+
+/** The most worker processes `--workers` starts (each costs an event loop's memory). */
+export const MAX_WORKERS = 64;
 
 /**
  * The validated configuration of one CLI run. Built by `parseCli`; frozen.
@@ -86,6 +91,11 @@ export interface CliConfig {
   readonly maxConnections: number;
   /** Connections to dockerd at once (`--max-upstream-connections`, `MAX_UPSTREAM_CONNECTIONS`). */
   readonly maxUpstreamConnections: number;
+  /**
+   * Processes serving (`--workers`, `WORKERS`): `1` is this process alone; `auto` one per core the
+   * process may use. The limits above are the guard's, shared out between the workers.
+   */
+  readonly workers: number | 'auto';
   /** `check METHOD TARGET`: the request to decide, and who sends it (`--client`, `--listener`). */
   readonly check: { readonly method: string; readonly target: string; readonly client?: ClientInfo } | undefined;
   /** `check --json`: print the decision as JSON. */
@@ -132,6 +142,7 @@ const VALUE_OPTIONS: Readonly<Record<string, { repeat: boolean }>> = {
   '--client': { repeat: false },
   '--listener': { repeat: false },
   '--max-upstream-connections': { repeat: false },
+  '--workers': { repeat: false },
 };
 
 const FLAG_OPTIONS: Readonly<Record<string, CliCommand | 'json'>> = {
@@ -266,8 +277,33 @@ export function parseMaxUpstreamConnections(text: string, source: string): numbe
   return Number(value);
 }
 
-/** Tecnativa's reading of `DISABLE_IPV6`: `1`, `true` or `yes`, any case; everything else keeps IPv6. */
-function ipv6Disabled(env: EnvLike): boolean {
+/**
+ * Reads a number of worker processes: `auto`, or a whole number from 1 to `MAX_WORKERS`.
+ *
+ * @example
+ * ```ts
+ * parseWorkers('2', 'WORKERS'); // 2
+ * parseWorkers('auto', '--workers'); // 'auto'
+ * ```
+ */
+export function parseWorkers(text: string, source: string): number | 'auto' {
+  const value = text.trim().toLowerCase();
+  if (value === 'auto') return 'auto';
+  if (!/^[0-9]{1,2}$/.test(value) || Number(value) < 1 || Number(value) > MAX_WORKERS) {
+    fail(`${source} \`${text}\`: expected auto (one per core) or a number of processes from 1 to ${MAX_WORKERS}`);
+  }
+  return Number(value);
+}
+
+/**
+ * Tecnativa's reading of `DISABLE_IPV6`: `1`, `true` or `yes`, any case; everything else keeps IPv6.
+ *
+ * @example
+ * ```ts
+ * ipv6Disabled({ DISABLE_IPV6: 'yes' }); // true
+ * ```
+ */
+export function ipv6Disabled(env: EnvLike): boolean {
   return ['1', 'true', 'yes'].includes((env.DISABLE_IPV6 ?? '').trim().toLowerCase());
 }
 
@@ -278,7 +314,7 @@ function ipv6Disabled(env: EnvLike): boolean {
  * @param argv - arguments after the program (`process.argv.slice(2)`).
  * @param env - the environment (`process.env`): the preset's variables, `PRESET`, `SOCKET_PATH`,
  *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`, `MAX_CONNECTIONS`,
- *   `MAX_UPSTREAM_CONNECTIONS`.
+ *   `MAX_UPSTREAM_CONNECTIONS`, `WORKERS`.
  * @example
  * ```ts
  * const result = parseCli(['check', 'GET', '/containers/json'], { CONTAINERS: '1' });
@@ -450,6 +486,15 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
         ? parseMaxUpstreamConnections(upstreamVar, 'MAX_UPSTREAM_CONNECTIONS')
         : CLI_DEFAULTS.maxUpstreamConnections;
 
+  const workersFlag = values['--workers']?.[0];
+  const workersVar = variable(env, 'WORKERS');
+  const workers =
+    workersFlag !== undefined
+      ? parseWorkers(workersFlag, '--workers')
+      : workersVar !== undefined
+        ? parseWorkers(workersVar, 'WORKERS')
+        : CLI_DEFAULTS.workers;
+
   const metricsFlag = values['--metrics-listen']?.[0];
   const metricsVar = variable(env, 'METRICS_LISTEN');
   const metricsListen =
@@ -485,6 +530,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
     graceMs,
     maxConnections,
     maxUpstreamConnections,
+    workers,
     check: check === undefined ? undefined : Object.freeze(check),
     json,
   });
@@ -541,6 +587,7 @@ function config(command: 'help' | 'version'): CliConfig {
     graceMs: CLI_DEFAULTS.graceMs,
     maxConnections: CLI_DEFAULTS.maxConnections,
     maxUpstreamConnections: CLI_DEFAULTS.maxUpstreamConnections,
+    workers: CLI_DEFAULTS.workers,
     check: undefined,
     json: false,
   });

@@ -58,8 +58,14 @@ function answers(path: string): Promise<boolean> {
 /**
  * Makes room for a unix socket at `path`: nothing there is fine; a socket nobody answers on (left
  * by a killed run) is removed; anything else is refused rather than deleted.
+ *
+ * @throws StartupError when something else is in the way.
+ * @example
+ * ```ts
+ * await clearStaleSocket('/run/dsf/docker.sock');
+ * ```
  */
-async function clearStaleSocket(path: string): Promise<void> {
+export async function clearStaleSocket(path: string): Promise<void> {
   let stats;
   try {
     stats = await lstat(path);
@@ -95,6 +101,21 @@ function listenError(address: ListenAddress, error: NodeJS.ErrnoException): Star
 }
 
 /**
+ * How a worker process of `--workers` listens beside the others: a TCP address with `SO_REUSEPORT`
+ * (each worker its own socket, the kernel spreading connections) or through `node:cluster` (the
+ * primary's socket); a unix socket always through `node:cluster`, the primary having made room
+ * for it and setting its mode.
+ *
+ * @example
+ * ```ts
+ * const shared: SharedListen = { reusePort: true };
+ * ```
+ */
+export interface SharedListen {
+  readonly reusePort: boolean;
+}
+
+/**
  * Creates the HTTP server for `filter` with `createFilterServer` (no request timeout, a header
  * timeout, header and connection limits, JSON answers to unparseable requests) and listens on
  * `address`. A unix socket is created with mode `socketMode`, replacing a stale socket left by a
@@ -111,6 +132,7 @@ export async function startListener(
   filter: SocketFilter,
   socketMode: number,
   serverOptions: FilterServerOptions = {},
+  shared?: SharedListen,
 ): Promise<Listener> {
   const server = createFilterServer(filter, serverOptions);
   const connections = new Set<Socket>();
@@ -119,7 +141,9 @@ export async function startListener(
     socket.once('close', () => connections.delete(socket));
   });
 
-  if (address.kind === 'unix') await clearStaleSocket(address.path);
+  // A worker's unix socket is the primary's to create (node:cluster binds it there).
+  const ownsUnixSocket = address.kind === 'unix' && shared === undefined;
+  if (ownsUnixSocket) await clearStaleSocket(address.path);
 
   // The accept queue: Node's default (511) overflows when a burst of clients connects while the
   // guard is busy, and the kernel then drops handshakes; clients retry after seconds, by which time
@@ -129,12 +153,12 @@ export async function startListener(
 
   // The socket is born 0600 and only then opened up to `socketMode`: a wider umask would leave a
   // moment in which anyone on the host could connect.
-  const previousUmask = address.kind === 'unix' ? process.umask(0o177) : undefined;
+  const previousUmask = ownsUnixSocket ? process.umask(0o177) : undefined;
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       if (address.kind === 'unix') server.listen({ path: address.path, backlog }, resolve);
-      else server.listen({ host: address.host, port: address.port, ipv6Only: false, backlog }, resolve);
+      else server.listen({ host: address.host, port: address.port, ipv6Only: false, backlog, reusePort: shared?.reusePort === true }, resolve);
     });
   } catch (error) {
     throw listenError(address, error as NodeJS.ErrnoException);
@@ -145,14 +169,14 @@ export async function startListener(
   server.on('error', (error) => debug('server error on %s: %s', describeListenAddress(address), error.message));
 
   let description = describeListenAddress(address);
-  if (address.kind === 'unix') {
+  if (ownsUnixSocket) {
     try {
       await chmod(address.path, socketMode);
     } catch (error) {
       server.close();
       throw new StartupError(`cannot set mode of unix:${address.path}: ${(error as Error).message}`);
     }
-  } else {
+  } else if (address.kind === 'tcp') {
     const bound = server.address() as AddressInfo;
     description = describeListenAddress({ kind: 'tcp', host: address.host, port: bound.port });
   }

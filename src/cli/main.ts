@@ -1,9 +1,10 @@
 import packageJson from '../../package.json' with { type: 'json' };
-import { loadConfig } from '../config/index.js';
-import { CLI_DEFAULTS, parseCli, type CliConfig } from './args.js';
+import { parseConfigFile, readConfigText } from '../config/index.js';
+import { CLI_DEFAULTS, ipv6Disabled, parseCli, type CliConfig } from './args.js';
 import { check, healthcheck, NAME, printPolicy, validate, type Output } from './commands.js';
 import { applyConfigFile } from './config-file.js';
 import { serve } from './serve.js';
+import { workerCount } from './workers/count.js';
 
 /**
  * Where the CLI writes and which signals it listens to; `process` by default, replaced in tests.
@@ -66,6 +67,9 @@ Options:
                          connections to dockerd at once, streams included; when all are busy
                          a request waits up to 10 s, then gets 503 (env MAX_UPSTREAM_CONNECTIONS;
                          default ${CLI_DEFAULTS.maxUpstreamConnections})
+  --workers N|auto       serve in N processes sharing the listen addresses, each with its
+                         share of the limits above; auto: one per core the process may use
+                         (env WORKERS; default 1: this process alone); see docs/cli.md
   --json                 with check: print the decision as JSON
 
 Environment (as Tecnativa's docker-socket-proxy; without --config):
@@ -88,11 +92,6 @@ function fatal(io: Output, message: string): number {
   return 2;
 }
 
-/** Tecnativa's reading of `DISABLE_IPV6`: `1`, `true` or `yes`, any case. */
-function ipv6Disabled(env: NodeJS.ProcessEnv): boolean {
-  return ['1', 'true', 'yes'].includes((env.DISABLE_IPV6 ?? '').trim().toLowerCase());
-}
-
 /**
  * Runs the CLI: parses `argv` and `env` (and the config file, if any), then serves, checks, prints,
  * validates or probes. Resolves with the exit code; the serve command resolves only after a
@@ -111,7 +110,17 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
   const parsed = parseCli(argv, env);
   if (!parsed.ok) return fatal(out, parsed.message);
   const base = parsed.config;
+  if (base.command === 'serve') {
+    // A worker of `--workers` takes its part (and the config file's text) from the primary: it
+    // must not read a file that may have changed since.
+    const { default: cluster } = await import('node:cluster');
+    if (cluster.isWorker) {
+      const { runWorker } = await import('./workers/worker.js');
+      return runWorker(argv, env, out);
+    }
+  }
   let config: CliConfig = base;
+  let configText: string | undefined;
   if (base.configFile !== undefined && base.command !== 'help' && base.command !== 'version') {
     try {
       // `validate` judges the file alone: where this shell's LISTEN points is not the file's fault.
@@ -119,7 +128,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
         base.command === 'validate'
           ? { ...base, origins: Object.fromEntries(Object.keys(base.origins).map((key) => [key, 'default'])) as CliConfig['origins'] }
           : base;
-      config = applyConfigFile(against, await loadConfig(base.configFile, { socketPath: base.socketPath }), ipv6Disabled(env));
+      configText = await readConfigText(base.configFile);
+      config = applyConfigFile(against, parseConfigFile(base.configFile, configText, { socketPath: base.socketPath }), ipv6Disabled(env));
     } catch (error) {
       if (!(error instanceof Error)) throw error;
       return fatal(out, error.message);
@@ -140,7 +150,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
       return validate(config, out);
     case 'healthcheck':
       return healthcheck(config, out);
-    case 'serve':
-      return serve(config, { io: out, signals: io.signals ?? process, base, env, ipv6Disabled: ipv6Disabled(env) });
+    case 'serve': {
+      const context = { io: out, signals: io.signals ?? process, base, env, ipv6Disabled: ipv6Disabled(env) };
+      const workers = await workerCount(config.workers);
+      if (workers === 1) return serve(config, context);
+      const { runPrimary } = await import('./workers/primary.js');
+      return runPrimary(config, context, { workers, argv, ...(configText !== undefined ? { configText } : {}) });
+    }
   }
 }

@@ -1,15 +1,15 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import createDebug from 'debug';
-import { loadConfig } from '../config/index.js';
+import { parseConfigFile, readConfigText } from '../config/index.js';
 import { createSocketFilter, type RequestEvent, type SocketFilter } from '../filter.js';
 import { createBatchedWriter, createLogger, type Logger, type LogValue } from '../log.js';
 import { askDockerd } from '../proxy/ask.js';
-import type { Metrics } from '../metrics/index.js';
+import type { MetricsRecorder } from '../metrics/index.js';
 import { describeListenAddress, type CliConfig, type ListenAddress } from './args.js';
 import { NAME, type Output } from './commands.js';
 import { applyConfigFile, filterOptions, unreloadable } from './config-file.js';
-import { startListener, StartupError, type Listener } from './listen.js';
+import { startListener, StartupError, type Listener, type SharedListen } from './listen.js';
 import { startupWarnings } from './warnings.js';
 
 const debug = createDebug('docker-socket-filter:cli');
@@ -31,9 +31,41 @@ export interface ServeContext {
   /** The environment, for the start-up warnings. */
   readonly env: NodeJS.ProcessEnv;
   readonly ipv6Disabled: boolean;
+  /** In a worker process of `--workers`: its link to the primary. */
+  readonly worker?: WorkerRole;
 }
 
-function fatal(io: Output, message: string): number {
+/**
+ * What a worker process of `--workers` does differently: the primary checked dockerd's socket,
+ * serves the metrics, logs the start, reads the config file and forwards signals; the worker
+ * listens beside the others and answers the primary.
+ *
+ * @example
+ * ```ts
+ * await serve(config, { ...context, worker: { index: 2, shared: { reusePort: true }, ready, record, onReload } });
+ * ```
+ */
+export interface WorkerRole {
+  /** 1 to N, written on each of its log lines (`worker=2`). */
+  readonly index: number;
+  readonly shared: SharedListen;
+  /** It listens: tells the primary, with where (the port the OS chose for port 0). */
+  ready(listeners: readonly Listener[]): void;
+  /** Its metrics, which the primary collects for its `/metrics`. */
+  record(recorder: MetricsRecorder): void;
+  /** The primary's reloads: `apply` replaces the policy from the file's text, or throws why not. */
+  onReload(apply: (text: string) => void): void;
+}
+
+/**
+ * Writes the one line of a start-up failure; the exit code is 2 (bad configuration).
+ *
+ * @example
+ * ```ts
+ * return fatal(io, 'cannot listen on 127.0.0.1:2375: address already in use');
+ * ```
+ */
+export function fatal(io: Output, message: string): number {
   io.stderr(`${NAME}: ${message}\n`);
   return 2;
 }
@@ -47,23 +79,42 @@ function fatal(io: Output, message: string): number {
  * ```
  */
 export async function serve(config: CliConfig, context: ServeContext): Promise<number> {
-  // One write per turn of the event loop, not one per line: see createBatchedWriter. Identical
-  // denials are counted rather than written each (LoggerOptions.repeats).
-  const lines = createBatchedWriter(context.io.stderr);
-  const logger = createLogger({ level: config.logLevel, write: lines.write });
-  // The counts held back go out before the last lines, on every way out.
+  return withLogger(config, context.io, context.worker?.index, (logger, io) => serveWith(config, { ...context, io }, logger));
+}
+
+/**
+ * Runs `run` with the CLI's logger: lines written once per turn of the event loop, in whole-line
+ * pieces (see createBatchedWriter), identical denials counted rather than written each
+ * (LoggerOptions.repeats), a worker's lines marked `worker=N`. What is held back goes out on every
+ * way out, and before a message written directly (a fatal start-up error) to the `io` `run` gets.
+ *
+ * @example
+ * ```ts
+ * return withLogger(config, io, undefined, (logger, io) => runPrimary(config, logger, io));
+ * ```
+ */
+export async function withLogger(
+  config: CliConfig,
+  io: Output,
+  workerIndex: number | undefined,
+  run: (logger: Logger, io: Output) => Promise<number>,
+): Promise<number> {
+  const lines = createBatchedWriter(io.stderr);
+  const logger = createLogger({
+    level: config.logLevel,
+    write: workerIndex === undefined ? lines.write : (line) => lines.write(`${line.slice(0, -1)} worker=${workerIndex}\n`),
+  });
   const flushAll = (): void => {
     logger.flush();
     lines.flush();
   };
   process.on('exit', flushAll);
-  // A message written directly (a fatal start-up error) comes after the log lines before it.
   const stderr = (text: string): void => {
     flushAll();
-    context.io.stderr(text);
+    io.stderr(text);
   };
   try {
-    return await serveWith(config, { ...context, io: { ...context.io, stderr } }, logger);
+    return await run(logger, { ...io, stderr });
   } finally {
     flushAll();
     process.off('exit', flushAll);
@@ -74,7 +125,7 @@ export async function serve(config: CliConfig, context: ServeContext): Promise<n
  * Checks dockerd's socket at start-up: missing is a warning (dockerd may start later), anything else
  * wrong is a configuration error.
  */
-async function checkDockerSocket(socketPath: string, logger: Logger): Promise<void> {
+export async function checkDockerSocket(socketPath: string, logger: Logger): Promise<void> {
   let stats;
   try {
     stats = await stat(socketPath);
@@ -97,7 +148,7 @@ async function checkDockerSocket(socketPath: string, logger: Logger): Promise<vo
 }
 
 /** What the start-up and reload lines say about the policy. */
-function policyFields(config: CliConfig): Record<string, LogValue> {
+export function policyFields(config: CliConfig): Record<string, LogValue> {
   if (config.clients !== undefined) return { clients: config.clients.map((client) => client.name).join(',') };
   const settings = config.policy?.source?.settings;
   if (settings === undefined) return { policy: config.policy?.name };
@@ -108,32 +159,35 @@ function policyFields(config: CliConfig): Record<string, LogValue> {
 }
 
 async function serveWith(config: CliConfig, context: ServeContext, logger: Logger): Promise<number> {
-  const { io, signals } = context;
-  try {
-    await checkDockerSocket(config.socketPath, logger);
-  } catch (error) {
-    if (error instanceof StartupError) return fatal(io, error.message);
-    throw error;
+  const { io, signals, worker } = context;
+  if (worker === undefined) {
+    try {
+      await checkDockerSocket(config.socketPath, logger);
+    } catch (error) {
+      if (error instanceof StartupError) return fatal(io, error.message);
+      throw error;
+    }
   }
   let stopping = false;
-  let metrics: Metrics | undefined;
-  if (config.metricsListen !== undefined) {
+  let metrics: MetricsRecorder | undefined;
+  let closeMetrics = async (): Promise<void> => undefined;
+  const announced: Record<string, LogValue> = {};
+  if (config.metricsListen !== undefined && worker !== undefined) {
+    const { createMetricsRecorder } = await import('../metrics/index.js');
+    metrics = await createMetricsRecorder();
+    worker.record(metrics);
+  } else if (config.metricsListen !== undefined) {
     // Loaded only when asked for: a guard without metrics never loads prom-client.
     const { startMetrics } = await import('../metrics/index.js');
     try {
-      metrics = await startMetrics({
+      const served = await startMetrics({
         address: config.metricsListen,
         socketMode: config.socketMode,
-        health: async () => {
-          if (stopping) return { ok: false, reason: 'the guard is stopping' };
-          try {
-            const answer = await askDockerd(config.socketPath, 'GET', '/_ping', { timeoutMs: 2_000, maxBytes: 1024 });
-            return answer.status === 200 ? { ok: true } : { ok: false, reason: `dockerd answered /_ping with ${answer.status}` };
-          } catch (error) {
-            return { ok: false, reason: `dockerd does not answer /_ping (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
-          }
-        },
+        health: () => (stopping ? Promise.resolve({ ok: false, reason: 'the guard is stopping' }) : dockerdHealth(config.socketPath)),
       });
+      metrics = served;
+      closeMetrics = () => served.close();
+      announced.metrics = served.description;
     } catch (error) {
       return fatal(io, `cannot listen on ${describeListenAddress(config.metricsListen)} (metrics): ${(error as Error).message}`);
     }
@@ -149,7 +203,11 @@ async function serveWith(config: CliConfig, context: ServeContext, logger: Logge
   // Watched from before the first listener until exit: a signal that arrives while no handler is
   // installed would kill the process with the default action instead of a graceful stop.
   const watcher = watchSignals(signals);
-  const reloader = watchReloads(signals, config, context, filter, logger, () => metrics);
+  const reloader =
+    worker === undefined
+      ? watchReloads(signals, config, context, filter, logger, () => metrics)
+      : { idle: () => Promise.resolve(), dispose: () => undefined };
+  worker?.onReload((text) => filter.update(policyUpdate(workerConfig(context, text))));
   try {
     const listeners: Listener[] = [];
     try {
@@ -160,48 +218,35 @@ async function serveWith(config: CliConfig, context: ServeContext, logger: Logge
         metrics?.onReject(event);
       };
       for (const address of config.listen) {
-        const listener = await startListener(address, filter, config.socketMode, {
-          maxConnections: config.maxConnections,
-          onReject,
-          ...(address.name !== undefined ? { listener: address.name } : {}),
-        });
+        const listener = await startListener(
+          address,
+          filter,
+          config.socketMode,
+          { maxConnections: config.maxConnections, onReject, ...(address.name !== undefined ? { listener: address.name } : {}) },
+          worker?.shared,
+        );
         listeners.push(listener);
         metrics?.watch(listener.server, address.name ?? listener.description);
       }
     } catch (error) {
       await Promise.all(listeners.map((listener) => closeNow(listener)));
       await filter.close();
-      await metrics?.close();
+      await closeMetrics();
       if (error instanceof StartupError) return fatal(io, error.message);
       throw error;
     }
 
-    logger.log('info', 'listening', {
-      listen: listeners
-        .map((listener) => (listener.address.name === undefined ? listener.description : `${listener.address.name}=${listener.description}`))
-        .join(','),
-      ...(config.configFile !== undefined ? { config: config.configFile } : {}),
-      ...policyFields(config),
-      socket: config.socketPath,
-      ...(metrics !== undefined ? { metrics: metrics.description } : {}),
-    });
-
-    // With clients, who may connect is the file's to say (addresses, listeners): the exposure
-    // warning is about one policy for everyone. With a file, the environment's preset variables
-    // are not read, so none of them is misspelled.
-    if (config.clients === undefined && config.policy !== undefined) {
-      const bound = (address: ListenAddress): string =>
-        listeners.find((listener) => listener.address === address)?.description ?? describeListenAddress(address);
-      for (const warning of startupWarnings(config.listen, config.policy, config.configFile === undefined ? context.env : {}, bound)) {
-        logger.log('warning', warning.message, warning.fields);
-      }
+    if (worker !== undefined) worker.ready(listeners);
+    else {
+      const descriptions = new Map(listeners.map((listener) => [listener.address, listener.description]));
+      announce(config, context.env, logger, descriptions, announced);
     }
 
     const signal = await watcher.first;
     stopping = true;
     const code = await shutdown(signal, config, listeners, filter, logger, watcher.second);
     await reloader.idle();
-    await metrics?.close();
+    await closeMetrics();
     return code;
   } finally {
     // On the real process the handlers stay until exit: removing them would restore the default
@@ -214,13 +259,99 @@ async function serveWith(config: CliConfig, context: ServeContext, logger: Logge
 }
 
 /**
+ * The start-up lines: where the guard listens, with which policy, and the warnings about what it
+ * exposes (written by the primary alone when there are workers).
+ *
+ * @example
+ * ```ts
+ * announce(config, process.env, logger, new Map([[address, '127.0.0.1:2375']]), { workers: 2 });
+ * ```
+ */
+export function announce(
+  config: CliConfig,
+  env: NodeJS.ProcessEnv,
+  logger: Logger,
+  descriptions: ReadonlyMap<ListenAddress, string>,
+  extra: Readonly<Record<string, LogValue>>,
+): void {
+  const bound = (address: ListenAddress): string => descriptions.get(address) ?? describeListenAddress(address);
+  logger.log('info', 'listening', {
+    listen: config.listen.map((address) => (address.name === undefined ? bound(address) : `${address.name}=${bound(address)}`)).join(','),
+    ...(config.configFile !== undefined ? { config: config.configFile } : {}),
+    ...policyFields(config),
+    socket: config.socketPath,
+    ...extra,
+  });
+  // With clients, who may connect is the file's to say (addresses, listeners): the exposure
+  // warning is about one policy for everyone. With a file, the environment's preset variables
+  // are not read, so none of them is misspelled.
+  if (config.clients === undefined && config.policy !== undefined) {
+    for (const warning of startupWarnings(config.listen, config.policy, config.configFile === undefined ? env : {}, bound)) {
+      logger.log('warning', warning.message, warning.fields);
+    }
+  }
+}
+
+/**
+ * `/healthz` beyond the guard's own state: dockerd answers `/_ping`.
+ *
+ * @example
+ * ```ts
+ * const health = await dockerdHealth('/var/run/docker.sock');
+ * ```
+ */
+export async function dockerdHealth(socketPath: string): Promise<{ ok: boolean; reason?: string }> {
+  try {
+    const answer = await askDockerd(socketPath, 'GET', '/_ping', { timeoutMs: 2_000, maxBytes: 1024 });
+    return answer.status === 200 ? { ok: true } : { ok: false, reason: `dockerd answered /_ping with ${answer.status}` };
+  } catch (error) {
+    return { ok: false, reason: `dockerd does not answer /_ping (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+  }
+}
+
+/**
+ * The configuration a reload of the config file's `text` gives, checked against the running one.
+ *
+ * @throws Error (the line to log) when the file is invalid, or changes what a reload cannot.
+ * @example
+ * ```ts
+ * filter.update(policyUpdate(reloadedConfig(context, running, await readConfigText(path))));
+ * ```
+ */
+export function reloadedConfig(context: ServeContext, running: CliConfig, text: string): CliConfig {
+  const next = workerConfig(context, text);
+  const changed = unreloadable(running, next);
+  if (changed !== undefined) {
+    throw new Error(`\`${changed}\` changed, which a reload cannot apply (it replaces \`clients\` or \`policy\`): restart the guard for it`);
+  }
+  return next;
+}
+
+/** The configuration of the command line and environment with the config file's `text` applied. */
+function workerConfig(context: ServeContext, text: string): CliConfig {
+  const path = context.base.configFile as string;
+  return applyConfigFile(context.base, parseConfigFile(path, text, { socketPath: context.base.socketPath }), context.ipv6Disabled);
+}
+
+/**
+ * What `filter.update` takes from a configuration: its clients, or its policy.
+ *
+ * @example
+ * ```ts
+ * filter.update(policyUpdate(next));
+ * ```
+ */
+export function policyUpdate(config: CliConfig): Parameters<SocketFilter['update']>[0] {
+  return config.clients !== undefined ? { clients: config.clients } : { policy: config.policy as NonNullable<CliConfig['policy']> };
+}
+
+/**
  * SIGHUP: reads and validates the config file once, then replaces the filter's clients or policy
  * for new requests (requests and streams in flight keep their decision). An invalid file, or one
  * that changes what a running guard cannot change (listeners, socket, limits), is refused whole and
  * the old policy stays. One log line says which. Reloads run one after another.
  *
- * (With workers, a primary would do the read and validation here and hand the result, plain data,
- * to each worker's `filter.update`.)
+ * (With workers, the primary reads and validates the file, and hands its text to each worker.)
  */
 function watchReloads(
   signals: NodeJS.EventEmitter,
@@ -228,7 +359,7 @@ function watchReloads(
   context: ServeContext,
   filter: SocketFilter,
   logger: Logger,
-  metrics: () => Metrics | undefined,
+  metrics: () => MetricsRecorder | undefined,
 ): { idle(): Promise<void>; dispose(): void } {
   let running = started;
   let queue: Promise<void> = Promise.resolve();
@@ -239,12 +370,8 @@ function watchReloads(
       return;
     }
     try {
-      const next = applyConfigFile(context.base, await loadConfig(path, { socketPath: context.base.socketPath }), context.ipv6Disabled);
-      const changed = unreloadable(running, next);
-      if (changed !== undefined) {
-        throw new Error(`\`${changed}\` changed, which a reload cannot apply (it replaces \`clients\` or \`policy\`): restart the guard for it`);
-      }
-      filter.update(next.clients !== undefined ? { clients: next.clients } : { policy: next.policy as NonNullable<CliConfig['policy']> });
+      const next = reloadedConfig(context, running, await readConfigText(path));
+      filter.update(policyUpdate(next));
       running = next;
       logger.log('info', 'reloaded', { config: path, ...policyFields(next) });
       metrics()?.reloaded(true);
@@ -264,8 +391,16 @@ function watchReloads(
   };
 }
 
-/** The first SIGTERM/SIGINT (stop gracefully) and the second one (stop now). */
-function watchSignals(signals: NodeJS.EventEmitter): { first: Promise<string>; second: Promise<void>; dispose(): void } {
+/**
+ * The first SIGTERM/SIGINT (stop gracefully) and the second one (stop now).
+ *
+ * @example
+ * ```ts
+ * const watcher = watchSignals(process);
+ * const signal = await watcher.first;
+ * ```
+ */
+export function watchSignals(signals: NodeJS.EventEmitter): { first: Promise<string>; second: Promise<void>; dispose(): void } {
   let onFirst: (name: string) => void = () => undefined;
   let onSecond: () => void = () => undefined;
   const first = new Promise<string>((resolve) => (onFirst = resolve));

@@ -149,6 +149,52 @@ export function configFormatOf(path: string): ConfigFormat {
 }
 
 /**
+ * Reads the text of a policy file, for `parseConfigFile`. Apart from `loadConfig` so that a
+ * process can read a file once and hand the text to others (the CLI's `--workers`: the primary
+ * reads, every worker parses the same text, so they cannot each see a different file).
+ *
+ * @throws TypeError (code `ERR_DSF_INVALID_CONFIG`) naming the file when it cannot be read.
+ * @example
+ * ```ts
+ * import { parseConfigFile, readConfigText } from 'docker-socket-filter/config';
+ *
+ * const text = await readConfigText('policy.yaml');
+ * worker.send({ policy: text }); // in the worker: parseConfigFile('policy.yaml', message.policy)
+ * ```
+ */
+export async function readConfigText(path: string): Promise<string> {
+  configFormatOf(path);
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    return invalid(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+}
+
+/**
+ * Validates the text of the policy file at `path`: `parseConfig` in the format the name says, the
+ * error message starting with the path (`policy.yaml: clients[1].policy.allow[2]: …`). `socketPath`
+ * is dockerd's socket when the file has none (see `ValidateConfigOptions`).
+ *
+ * @example
+ * ```ts
+ * import { parseConfigFile } from 'docker-socket-filter/config';
+ *
+ * const config = parseConfigFile('policy.json', '{"policy": {"preset": "tecnativa"}}');
+ * parseConfigFile('policy.json', text, { socketPath: process.env.SOCKET_PATH });
+ * ```
+ */
+export function parseConfigFile(path: string, text: string, options: ValidateConfigOptions = {}): SocketFilterConfig {
+  const format = configFormatOf(path);
+  try {
+    return parseConfig(text, { format, socketPath: options.socketPath });
+  } catch (error) {
+    if (error instanceof SocketFilterTypeError) throw new SocketFilterTypeError(error.code, `${path}: ${error.message}`);
+    throw error;
+  }
+}
+
+/**
  * Reads and validates a policy file: `parseConfig` on its text, in the format its name says. The
  * error message starts with the file's path (`policy.yaml: clients[1].policy.allow[2]: …`).
  * `socketPath` is dockerd's socket when the file has none (see `ValidateConfigOptions`).
@@ -163,17 +209,5 @@ export function configFormatOf(path: string): ConfigFormat {
  * ```
  */
 export async function loadConfig(path: string, options: ValidateConfigOptions = {}): Promise<SocketFilterConfig> {
-  const format = configFormatOf(path);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    return invalid(`${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
-  try {
-    return parseConfig(text, { format, socketPath: options.socketPath });
-  } catch (error) {
-    if (error instanceof SocketFilterTypeError) throw new SocketFilterTypeError(error.code, `${path}: ${error.message}`);
-    throw error;
-  }
+  return parseConfigFile(path, await readConfigText(path), options);
 }

@@ -36,6 +36,46 @@ export interface MetricsOptions {
   readonly health: () => Promise<Health>;
   /** File mode of a unix socket address. Default `0660`. */
   readonly socketMode?: number;
+  /**
+   * What `/metrics` serves besides this process's own metrics: the snapshots of the CLI's worker
+   * processes (`MetricsRecorder.snapshot` in each), summed into one exposition.
+   */
+  readonly others?: () => Promise<readonly MetricsSnapshot[]>;
+  /** With `others`: how many worker processes are running (the `docker_socket_filter_workers` gauge). */
+  readonly workers?: () => number;
+}
+
+/**
+ * One process's metrics as `prom-client` JSON (`registry.getMetricsAsJSON()`), plain data that
+ * crosses an IPC channel.
+ *
+ * @example
+ * ```ts
+ * const snapshot: MetricsSnapshot = await recorder.snapshot();
+ * ```
+ */
+export type MetricsSnapshot = readonly object[];
+
+/**
+ * What a process records: the guard's counters and gauges, without a listener (a worker process
+ * of the CLI records, its primary serves them).
+ *
+ * @example
+ * ```ts
+ * const recorder = await createMetricsRecorder();
+ * const filter = createSocketFilter({ onRequest: recorder.onRequest });
+ * process.send?.({ metrics: await recorder.snapshot() });
+ * ```
+ */
+export interface MetricsRecorder {
+  readonly onRequest: (event: RequestEvent) => void;
+  readonly onReject: (event: RejectEvent) => void;
+  /** Counts the connections and open requests (upgraded streams included) of a Docker API server. */
+  watch(server: Server, listener: string): void;
+  /** Counts a reload of the config file, applied or refused. */
+  reloaded(applied: boolean): void;
+  /** This process's metrics, for a primary to add up. */
+  snapshot(): Promise<MetricsSnapshot>;
 }
 
 /**
@@ -49,15 +89,9 @@ export interface MetricsOptions {
  * const filter = createSocketFilter({ onRequest: metrics.onRequest });
  * ```
  */
-export interface Metrics {
+export interface Metrics extends MetricsRecorder {
   /** Where it listens (the port the OS chose for port 0). */
   readonly description: string;
-  readonly onRequest: (event: RequestEvent) => void;
-  readonly onReject: (event: RejectEvent) => void;
-  /** Counts the connections and open requests (upgraded streams included) of a Docker API server. */
-  watch(server: Server, listener: string): void;
-  /** Counts a reload of the config file, applied or refused. */
-  reloaded(applied: boolean): void;
   close(): Promise<void>;
 }
 
@@ -65,16 +99,16 @@ export interface Metrics {
 const DURATION_BUCKETS = [0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10, 60, 600, 3600];
 
 /**
- * Starts the metrics listener. `prom-client` is loaded here, so a guard without `--metrics-listen`
- * never loads it.
+ * Creates the guard's metrics in a registry of their own. `prom-client` is loaded here, so a guard
+ * without `--metrics-listen` never loads it.
  *
  * @example
  * ```ts
- * const metrics = await startMetrics({ address: { kind: 'tcp', host: '127.0.0.1', port: 9180 }, health: async () => ({ ok: true }) });
- * await metrics.close();
+ * const recorder = await createMetricsRecorder();
+ * recorder.reloaded(true);
  * ```
  */
-export async function startMetrics(options: MetricsOptions): Promise<Metrics> {
+export async function createMetricsRecorder(options: { readonly workers?: () => number } = {}): Promise<MetricsRecorder & { readonly register: Registry }> {
   const prom = await import('prom-client');
   const register: Registry = new prom.Registry();
   prom.collectDefaultMetrics({ register });
@@ -132,13 +166,87 @@ export async function startMetrics(options: MetricsOptions): Promise<Metrics> {
     name: `${prefix}config_last_reload_successful`,
     help: '1 when the last reload was applied (or none was asked), 0 when it was refused',
     registers: [register],
+    // With workers only the primary reloads; theirs stay 1, and the sum would say N+1.
+    aggregator: 'min',
   });
   lastReload.set(1);
   // Every label set is there from the start, so a rate() over a counter that has not moved yet
   // is 0 rather than missing.
   reloads.inc({ result: 'applied' }, 0);
   reloads.inc({ result: 'refused' }, 0);
+  const workers = options.workers;
+  if (workers !== undefined) {
+    new prom.Gauge({
+      name: `${prefix}workers`,
+      help: 'Worker processes running (--workers)',
+      registers: [register],
+      collect() {
+        this.set(workers());
+      },
+    });
+  }
 
+  return {
+    register,
+    onRequest(event) {
+      const client = event.client ?? '';
+      const decision = event.allowed ? 'allowed' : 'denied';
+      requests.inc({ client, decision, rule: event.rule ?? '', status: String(event.status) });
+      durations.observe({ client, decision }, event.durationMs / 1000);
+      if (event.allowed && event.status === 502) upstreamFailures.inc({ client });
+    },
+    onReject(event) {
+      rejected.inc({ status: String(event.status) });
+    },
+    watch(watched, listener) {
+      connections.set({ listener }, 0);
+      connectionsTotal.inc({ listener }, 0);
+      openRequests.set({ listener }, 0);
+      watched.on('connection', (socket: Socket) => {
+        connections.inc({ listener });
+        connectionsTotal.inc({ listener });
+        socket.once('close', () => connections.dec({ listener }));
+      });
+      watched.on('request', (_req, res: { once(event: 'close', listener: () => void): unknown }) => {
+        openRequests.inc({ listener });
+        res.once('close', () => openRequests.dec({ listener }));
+      });
+      watched.on('upgrade', (_req, socket: Socket) => {
+        openRequests.inc({ listener });
+        socket.once('close', () => openRequests.dec({ listener }));
+      });
+    },
+    reloaded(applied) {
+      reloads.inc({ result: applied ? 'applied' : 'refused' });
+      lastReload.set(applied ? 1 : 0);
+    },
+    snapshot: () => register.getMetricsAsJSON() as Promise<MetricsSnapshot>,
+  };
+}
+
+/**
+ * Starts the metrics listener, with the metrics of `createMetricsRecorder` (and, for a primary of
+ * workers, theirs added up).
+ *
+ * @example
+ * ```ts
+ * const metrics = await startMetrics({ address: { kind: 'tcp', host: '127.0.0.1', port: 9180 }, health: async () => ({ ok: true }) });
+ * await metrics.close();
+ * ```
+ */
+export async function startMetrics(options: MetricsOptions): Promise<Metrics> {
+  const recorder = await createMetricsRecorder(options.workers !== undefined ? { workers: options.workers } : {});
+  const { register } = recorder;
+  const others = options.others;
+  const exposition = async (): Promise<{ text: string; contentType: string }> => {
+    if (others === undefined) return { text: await register.metrics(), contentType: register.contentType };
+    // Counters and histograms add up; so do the gauges (connections, open requests, memory):
+    // the guard's total is what an operator watches. A worker that did not answer is left out.
+    const { AggregatorRegistry } = await import('prom-client');
+    const all = [await recorder.snapshot(), ...(await others())];
+    const sum = AggregatorRegistry.aggregate(all as Parameters<typeof AggregatorRegistry.aggregate>[0]);
+    return { text: await sum.metrics(), contentType: sum.contentType };
+  };
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -147,8 +255,8 @@ export async function startMetrics(options: MetricsOptions): Promise<Metrics> {
     }
     try {
       if (path === '/metrics') {
-        const text = await register.metrics();
-        res.writeHead(200, { 'Content-Type': register.contentType }).end(req.method === 'HEAD' ? undefined : text);
+        const { text, contentType } = await exposition();
+        res.writeHead(200, { 'Content-Type': contentType }).end(req.method === 'HEAD' ? undefined : text);
       } else if (path === '/healthz') {
         const health = await options.health();
         res
@@ -188,39 +296,8 @@ export async function startMetrics(options: MetricsOptions): Promise<Metrics> {
   }
 
   return {
+    ...recorder,
     description,
-    onRequest(event) {
-      const client = event.client ?? '';
-      const decision = event.allowed ? 'allowed' : 'denied';
-      requests.inc({ client, decision, rule: event.rule ?? '', status: String(event.status) });
-      durations.observe({ client, decision }, event.durationMs / 1000);
-      if (event.allowed && event.status === 502) upstreamFailures.inc({ client });
-    },
-    onReject(event) {
-      rejected.inc({ status: String(event.status) });
-    },
-    watch(watched, listener) {
-      connections.set({ listener }, 0);
-      connectionsTotal.inc({ listener }, 0);
-      openRequests.set({ listener }, 0);
-      watched.on('connection', (socket: Socket) => {
-        connections.inc({ listener });
-        connectionsTotal.inc({ listener });
-        socket.once('close', () => connections.dec({ listener }));
-      });
-      watched.on('request', (_req, res: { once(event: 'close', listener: () => void): unknown }) => {
-        openRequests.inc({ listener });
-        res.once('close', () => openRequests.dec({ listener }));
-      });
-      watched.on('upgrade', (_req, socket: Socket) => {
-        openRequests.inc({ listener });
-        socket.once('close', () => openRequests.dec({ listener }));
-      });
-    },
-    reloaded(applied) {
-      reloads.inc({ result: applied ? 'applied' : 'refused' });
-      lastReload.set(applied ? 1 : 0);
-    },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

@@ -260,7 +260,7 @@ describe('a flood of identical denials', () => {
     // The first at once, one count per 10 s interval while it lasted, the rest at shutdown.
     expect(denials.length, running.stderr()).toBeGreaterThanOrEqual(2);
     expect(denials.length, running.stderr()).toBeLessThanOrEqual(2 + Math.ceil(floodSeconds / 10));
-    expect(denials[0]).toMatch(/level=info msg=request method=GET path=\/v1\.41\/info decision=denied rule=default-deny status=403 duration_ms=[\d.]+ reason="GET \/v1\.41\/info needs INFO=1"$/);
+    expect(denials[0]).toMatch(/level=info msg=request method=GET path=\/v1\.41\/info decision=denied rule=default-deny status=403 duration_ms=[\d.]+ reason="docker-socket-filter denied GET \/v1\.41\/info: it needs INFO=1" address=127\.0\.0\.1$/);
     const counted = denials.reduce((total, line) => total + Number(/ repeated=(\d+)$/.exec(line)?.[1] ?? 1), 0);
     expect(counted).toBe(10_000);
     // The counts come before the last line, and the log holds nothing else.

@@ -60,6 +60,8 @@ describe.each([
   ['koa.ts', '', {}],
   // The standalone example reads the Tecnativa variables from its environment.
   ['standalone.ts', '', { CONTAINERS: '1', EXEC: '1', POST: '1' }],
+  // Two processes sharing the port, each with its own filter and pool.
+  ['cluster.ts', '', { CONTAINERS: '1', EXEC: '1', POST: '1', WORKERS: '2' }],
 ])('examples/%s', (file, prefix, env) => {
   const socketPath = inject('dockerSocket');
   let example: RunningExample | undefined;

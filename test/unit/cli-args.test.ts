@@ -191,6 +191,27 @@ describe('connection limits', () => {
     expect(refusal(['--max-upstream-connections', text])).toMatch(/expected a number of connections to dockerd from 1 to 1000000/);
     expect(refusal([], { MAX_UPSTREAM_CONNECTIONS: text })).toMatch(/^MAX_UPSTREAM_CONNECTIONS `.*`: expected/);
   });
+
+  test.each([
+    ['1', 1],
+    ['2', 2],
+    [' 64 ', 64],
+    ['auto', 'auto'],
+    ['AUTO', 'auto'],
+  ] as const)('--workers %j', (text, value) => {
+    expect(config(['--workers', text]).workers).toBe(value);
+    expect(config([], { WORKERS: text }).workers).toBe(value);
+  });
+
+  test('one process unless asked; the flag wins over WORKERS', () => {
+    expect(config([]).workers).toBe(1);
+    expect(config(['--workers', '2'], { WORKERS: 'auto' }).workers).toBe(2);
+  });
+
+  test.each(['0', '-1', '65', '1.5', 'all', 'two'])('--workers %j is refused', (text) => {
+    expect(refusal(['--workers', text])).toBe(`--workers \`${text}\`: expected auto (one per core) or a number of processes from 1 to 64`);
+    expect(refusal([], { WORKERS: text })).toBe(`WORKERS \`${text}\`: expected auto (one per core) or a number of processes from 1 to 64`);
+  });
 });
 
 describe('environment of the Tecnativa image', () => {

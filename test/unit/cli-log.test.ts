@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import type { RequestEvent } from '../../src/filter.js';
-import { parseLogLevel, createBatchedWriter, createLogger, LOG_LEVELS, type LogLevel } from '../../src/log.js';
+import { ATOMIC_WRITE_BYTES, parseLogLevel, createBatchedWriter, createLogger, LOG_LEVELS, type LogLevel } from '../../src/log.js';
 
 const NOW = new Date('2025-01-02T03:04:05.678Z');
 
@@ -149,6 +149,33 @@ describe('createBatchedWriter', () => {
     lines.flush();
     await new Promise((resolve) => setImmediate(resolve));
     expect(writes).toEqual(['a\n']);
+  });
+});
+
+describe('createBatchedWriter pieces', () => {
+  test('a burst is handed over in pieces of whole lines of at most ATOMIC_WRITE_BYTES, nothing lost or reordered', async () => {
+    const writes: string[] = [];
+    const lines = createBatchedWriter((text) => writes.push(text));
+    const written = Array.from({ length: 500 }, (_, i) => `time=x level=info msg=request n=${i} reason="é ${'x'.repeat(i % 97)}"\n`);
+    for (const line of written) lines.write(line);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes.length).toBeGreaterThan(1);
+    for (const piece of writes) {
+      expect(Buffer.byteLength(piece)).toBeLessThanOrEqual(ATOMIC_WRITE_BYTES);
+      expect(piece.endsWith('\n')).toBe(true);
+    }
+    expect(writes.join('')).toBe(written.join(''));
+  });
+
+  test('a line longer than a piece goes alone, whole', async () => {
+    const writes: string[] = [];
+    const lines = createBatchedWriter((text) => writes.push(text));
+    const long = `${'y'.repeat(ATOMIC_WRITE_BYTES + 10)}\n`;
+    lines.write('a\n');
+    lines.write(long);
+    lines.write('b\n');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toEqual(['a\n', long, 'b\n']);
   });
 });
 
