@@ -59,6 +59,8 @@ describe.each<[string, { address?: string; listener: string }, [string, string, 
       ['GET', '/v1.41/containers/web/stats', true],
       ['GET', '/v1.41/info', true],
       ['GET', '/v1.41/containers/web/archive?path=/etc', false],
+      ['GET', '/v1.41/containers/web/export', false],
+      ['GET', '/v1.41/containers/web/changes', false],
       ['POST', '/v1.41/containers/web/start', false],
       ['POST', '/v1.41/containers/web/attach?stream=1', false],
     ],
@@ -74,6 +76,51 @@ describe.each<[string, { address?: string; listener: string }, [string, string, 
 test('Dozzle may read logs, Traefik may not copy files; each is told by its connection, not by a header', () => {
   expect(guard.evaluate('GET', '/v1.41/containers/web/logs', { client: MONITORING }).allowed).toBe(true);
   expect(guard.evaluate('GET', '/v1.41/containers/web/archive?path=/', { client: MONITORING }).allowed).toBe(false);
+});
+
+const create = (hostConfig: object) => ({
+  body: JSON.stringify({ Image: 'busybox', HostConfig: hostConfig }),
+  contentType: 'application/json',
+});
+
+test('Portainer creates containers, but none that takes the host (PROTECT_HOST)', () => {
+  const client = PORTAINER;
+  // Without the body the guard cannot judge: it asks for it (the proxy reads it, within a bound).
+  expect(guard.evaluate('POST', '/v1.41/containers/create', { client, bodyLength: 100 }).obligations?.body).toEqual({ maxBytes: 1048576 });
+  expect(guard.evaluate('POST', '/v1.41/containers/create', { client, ...create({ Binds: ['/opt/appdata/nextcloud:/data'] }) }).allowed).toBe(true);
+  expect(guard.evaluate('POST', '/v1.41/containers/create', { client, ...create({ Privileged: true }) })).toMatchObject({
+    allowed: false,
+    status: 403,
+    rule: 'ALLOW_PRIVILEGED',
+    field: 'HostConfig.Privileged',
+  });
+  expect(guard.evaluate('POST', '/v1.41/containers/create', { client, ...create({ Binds: ['/:/host'] }) })).toMatchObject({
+    allowed: false,
+    rule: 'ALLOW_BIND_MOUNTS',
+    field: 'HostConfig.Binds[0]',
+  });
+  expect(guard.evaluate('POST', '/v1.41/containers/create', { client, ...create({ Binds: ['/var/run/docker.sock:/var/run/docker.sock'] }) })).toMatchObject({
+    allowed: false,
+    rule: 'ALLOW_BIND_MOUNTS',
+  });
+});
+
+test('Traefik sees only the containers it routes (traefik.enable=true), without their environment values', () => {
+  const list = guard.evaluate('GET', '/v1.41/containers/json?all=1', { client: TRAEFIK });
+  expect(list.allowed).toBe(true);
+  // dockerd does the filtering: the guard adds the label to the query it forwards.
+  expect(decodeURIComponent(list.path ?? '')).toBe('/v1.41/containers/json?all=1&filters={"label":{"traefik.enable=true":true}}');
+  const inspect = guard.evaluate('GET', '/v1.41/containers/web/json', { client: TRAEFIK });
+  expect(inspect.obligations?.visible).toMatchObject({ kind: 'container', id: 'web', labels: [{ key: 'traefik.enable', value: 'true' }] });
+  expect(inspect.obligations?.response).toMatchObject({ kind: 'container-inspect', redactEnv: true });
+  // The other clients' answers are not rewritten.
+  expect(guard.evaluate('GET', '/v1.41/containers/json', { client: WATCHTOWER }).path).toBe('/v1.41/containers/json');
+});
+
+test('the monitoring tools read logs and stats, not files (STRICT_READ)', () => {
+  expect(guard.evaluate('GET', '/v1.41/containers/web/archive?path=/', { client: MONITORING })).toMatchObject({ allowed: false, rule: 'ALLOW_ARCHIVE' });
+  expect(guard.evaluate('GET', '/v1.41/containers/web/top', { client: MONITORING })).toMatchObject({ allowed: false, rule: 'ALLOW_TOP' });
+  expect(guard.evaluate('GET', '/v1.41/containers/web/logs?stdout=1', { client: MONITORING }).allowed).toBe(true);
 });
 
 test('a tool at an address the file does not list is refused, whatever it asks', () => {

@@ -129,7 +129,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
           ? { ...base, origins: Object.fromEntries(Object.keys(base.origins).map((key) => [key, 'default'])) as CliConfig['origins'] }
           : base;
       configText = await readConfigText(base.configFile);
-      config = applyConfigFile(against, parseConfigFile(base.configFile, configText), ipv6Disabled(env));
+      config = applyConfigFile(against, parseConfigFile(base.configFile, configText, { socketPath: base.socketPath }), ipv6Disabled(env));
     } catch (error) {
       if (!(error instanceof Error)) throw error;
       return fatal(out, error.message);

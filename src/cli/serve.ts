@@ -330,7 +330,7 @@ export function reloadedConfig(context: ServeContext, running: CliConfig, text: 
 /** The configuration of the command line and environment with the config file's `text` applied. */
 function workerConfig(context: ServeContext, text: string): CliConfig {
   const path = context.base.configFile as string;
-  return applyConfigFile(context.base, parseConfigFile(path, text), context.ipv6Disabled);
+  return applyConfigFile(context.base, parseConfigFile(path, text, { socketPath: context.base.socketPath }), context.ipv6Disabled);
 }
 
 /**

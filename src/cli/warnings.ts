@@ -1,6 +1,6 @@
 import type { EnvLike } from '../presets/env.js';
-import { LINUXSERVER_DEFAULTS } from '../presets/linuxserver.js';
-import { TECNATIVA_DEFAULTS } from '../presets/tecnativa.js';
+import { LINUXSERVER_VARIABLES } from '../presets/linuxserver.js';
+import { TECNATIVA_VARIABLES } from '../presets/tecnativa.js';
 import { compilePolicy } from '../policy/compile.js';
 import { createEvaluator } from '../policy/evaluate.js';
 import type { Policy } from '../policy/types.js';
@@ -74,7 +74,8 @@ function oneEditApart(a: string, b: string): boolean {
  * ```
  */
 export function misspelledVariables(env: EnvLike): Array<readonly [string, string]> {
-  const known = [...new Set([...Object.keys(TECNATIVA_DEFAULTS), ...Object.keys(LINUXSERVER_DEFAULTS)])];
+  // Every variable the presets read: a `PROTECT_HOTS=1` that leaves host protection off is a typo too.
+  const known = [...new Set([...Object.keys(TECNATIVA_VARIABLES), ...Object.keys(LINUXSERVER_VARIABLES)])];
   const knownSet = new Set(known);
   const found: Array<readonly [string, string]> = [];
   for (const [name, value] of Object.entries(env)) {

@@ -4,11 +4,11 @@ import { createRequire } from 'node:module';
 import type * as Yaml from 'yaml';
 import { SocketFilterTypeError } from '../errors.js';
 import { repeatedJsonKey } from './json.js';
-import { validateConfig, type SocketFilterConfig } from './validate.js';
+import { validateConfig, type SocketFilterConfig, type ValidateConfigOptions } from './validate.js';
 
-export type { NamedListenAddress, SocketFilterConfig } from './validate.js';
+export type { NamedListenAddress, SocketFilterConfig, ValidateConfigOptions } from './validate.js';
 export { validateConfig } from './validate.js';
-export { CONFIG_KEYS, CONFIG_PRESETS, PRESET_VARIABLES } from './keys.js';
+export { CONFIG_KEYS, CONFIG_PRESETS, PRESET_VARIABLE_KINDS, PRESET_VARIABLES } from './keys.js';
 
 /**
  * The two notations a policy file may be written in.
@@ -21,14 +21,14 @@ export { CONFIG_KEYS, CONFIG_PRESETS, PRESET_VARIABLES } from './keys.js';
 export type ConfigFormat = 'yaml' | 'json';
 
 /**
- * Options of `parseConfig`.
+ * Options of `parseConfig`: the format, and `socketPath` (see `ValidateConfigOptions`).
  *
  * @example
  * ```ts
- * parseConfig(text, { format: 'json' });
+ * parseConfig(text, { format: 'json', socketPath: '/run/docker.sock' });
  * ```
  */
-export interface ParseConfigOptions {
+export interface ParseConfigOptions extends ValidateConfigOptions {
   /** Default `yaml` (which is how a `.yaml`/`.yml` file is read); `json` for a `.json` file. */
   readonly format?: ConfigFormat;
 }
@@ -136,7 +136,7 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Soc
     throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The `format` option must be "yaml" or "json"');
   }
   if (text.trim() === '') invalid('the file is empty');
-  return validateConfig(format === 'json' ? parseJson(text) : parseYaml(text));
+  return validateConfig(format === 'json' ? parseJson(text) : parseYaml(text), { socketPath: options.socketPath });
 }
 
 /**
@@ -180,19 +180,21 @@ export async function readConfigText(path: string): Promise<string> {
 
 /**
  * Validates the text of the policy file at `path`: `parseConfig` in the format the name says, the
- * error message starting with the path (`policy.yaml: clients[1].policy.allow[2]: …`).
+ * error message starting with the path (`policy.yaml: clients[1].policy.allow[2]: …`). `socketPath`
+ * is dockerd's socket when the file has none (see `ValidateConfigOptions`).
  *
  * @example
  * ```ts
  * import { parseConfigFile } from 'docker-socket-filter/config';
  *
  * const config = parseConfigFile('policy.json', '{"policy": {"preset": "tecnativa"}}');
+ * parseConfigFile('policy.json', text, { socketPath: process.env.SOCKET_PATH });
  * ```
  */
-export function parseConfigFile(path: string, text: string): SocketFilterConfig {
+export function parseConfigFile(path: string, text: string, options: ValidateConfigOptions = {}): SocketFilterConfig {
   const format = configFormatOf(path);
   try {
-    return parseConfig(text, { format });
+    return parseConfig(text, { format, socketPath: options.socketPath });
   } catch (error) {
     if (error instanceof SocketFilterTypeError) throw new SocketFilterTypeError(error.code, `${path}: ${error.message}`);
     throw error;
@@ -202,6 +204,7 @@ export function parseConfigFile(path: string, text: string): SocketFilterConfig 
 /**
  * Reads and validates a policy file: `parseConfig` on its text, in the format its name says. The
  * error message starts with the file's path (`policy.yaml: clients[1].policy.allow[2]: …`).
+ * `socketPath` is dockerd's socket when the file has none (see `ValidateConfigOptions`).
  *
  * @example
  * ```ts
@@ -209,8 +212,9 @@ export function parseConfigFile(path: string, text: string): SocketFilterConfig 
  * import { loadConfig } from 'docker-socket-filter/config';
  *
  * const filter = createSocketFilter((await loadConfig('policy.yaml')).filter);
+ * const rootless = await loadConfig('policy.yaml', { socketPath: '/run/user/1000/docker.sock' });
  * ```
  */
-export async function loadConfig(path: string): Promise<SocketFilterConfig> {
-  return parseConfigFile(path, await readConfigText(path));
+export async function loadConfig(path: string, options: ValidateConfigOptions = {}): Promise<SocketFilterConfig> {
+  return parseConfigFile(path, await readConfigText(path), options);
 }

@@ -1,5 +1,8 @@
-import { LINUXSERVER_DEFAULTS } from '../presets/linuxserver.js';
-import { TECNATIVA_DEFAULTS } from '../presets/tecnativa.js';
+import { PROTECT_HOST_KEYS } from '../policy/host/settings.js';
+import { READ_POLICY_KEYS } from '../policy/read/settings.js';
+import { LINUXSERVER_VARIABLES } from '../presets/linuxserver.js';
+import { TECNATIVA_VARIABLES } from '../presets/tecnativa.js';
+import type { PresetVariableKind } from '../presets/variables.js';
 
 /**
  * Every key a policy file may hold, by where it stands. The validator refuses any other key, and
@@ -30,28 +33,42 @@ export const CONFIG_KEYS = Object.freeze({
   match: Object.freeze(['address', 'listener']),
   // A preset with its variables: `{ preset, env }`.
   presetPolicy: Object.freeze(['preset', 'env']),
-  // What definePolicy holds: `{ name, extends: { preset, env }, allow, deny }`.
-  // Issue 14 adds `protectHost` here (a section mirroring definePolicy's), issue 16 the response
-  // settings (`response`): add them to this list, to the schema and to `buildPolicy`.
-  customPolicy: Object.freeze(['name', 'extends', 'allow', 'deny']),
+  // What definePolicy holds: `{ name, extends: { preset, env }, allow, deny, protectHost, read }`.
+  customPolicy: Object.freeze(['name', 'extends', 'allow', 'deny', 'protectHost', 'read']),
   rule: Object.freeze(['id', 'methods', 'paths', 'access', 'reason']),
+  // definePolicy's own sections, with its keys.
+  protectHost: PROTECT_HOST_KEYS,
+  read: READ_POLICY_KEYS,
 });
 
 /**
- * The presets a policy file may name, and the variables each reads (`env` keys).
+ * The presets a policy file may name, and what each variable of theirs (`env` keys) takes: a
+ * `switch` (`1`/`0`) or a `list` (a comma-separated string, or a list of strings). The presets'
+ * own tables (`TECNATIVA_VARIABLES`, `LINUXSERVER_VARIABLES`), so a variable a preset gains is
+ * known here at once.
  *
- * Issues 14 and 16 add variables (`PROTECT_HOST` and its `ALLOW_*`, `REDACT_ENV`,
- * `VISIBLE_LABELS`, `STRICT_READ`): when they are in the presets' `*_DEFAULTS` tables they are
- * known here too; variables a preset reads outside those tables go in `EXTRA_VARIABLES`.
+ * @example
+ * ```ts
+ * PRESET_VARIABLE_KINDS.tecnativa.ALLOW_BIND_MOUNTS; // 'list'
+ * ```
+ */
+export const PRESET_VARIABLE_KINDS: Readonly<Record<'tecnativa' | 'linuxserver', Readonly<Record<string, PresetVariableKind>>>> = Object.freeze({
+  tecnativa: TECNATIVA_VARIABLES,
+  linuxserver: LINUXSERVER_VARIABLES,
+});
+
+/**
+ * The presets a policy file may name, and the variables each reads (`env` keys), sorted.
  *
  * @example
  * ```ts
  * PRESET_VARIABLES.linuxserver.includes('ALLOW_LOGS'); // true
+ * PRESET_VARIABLES.tecnativa.includes('PROTECT_HOST'); // true
  * ```
  */
 export const PRESET_VARIABLES: Readonly<Record<'tecnativa' | 'linuxserver', readonly string[]>> = Object.freeze({
-  tecnativa: Object.freeze(Object.keys(TECNATIVA_DEFAULTS).sort()),
-  linuxserver: Object.freeze(Object.keys(LINUXSERVER_DEFAULTS).sort()),
+  tecnativa: Object.freeze(Object.keys(TECNATIVA_VARIABLES)),
+  linuxserver: Object.freeze(Object.keys(LINUXSERVER_VARIABLES)),
 });
 
 /**

@@ -3,12 +3,13 @@ import { SocketFilterTypeError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { parseVersionSetting } from '../policy/canonical.js';
 import { compileClients, type ClientSpec } from '../policy/clients.js';
-import { definePolicy, type RuleSpec } from '../policy/define.js';
-import type { Policy } from '../policy/types.js';
-import { parseGrant } from '../presets/env.js';
+import { definePolicy, type PolicySpec, type RuleSpec } from '../policy/define.js';
+import { cleanAbsolutePath, DEFAULT_DOCKER_SOCKETS, normalizeProtectHost } from '../policy/host/settings.js';
+import { checkReadPolicy } from '../policy/read/settings.js';
+import type { Policy, ProtectHost } from '../policy/types.js';
 import { linuxserverPreset } from '../presets/linuxserver.js';
 import { tecnativaPreset } from '../presets/tecnativa.js';
-import { CONFIG_KEYS, CONFIG_PRESETS, PRESET_VARIABLES } from './keys.js';
+import { CONFIG_KEYS, CONFIG_PRESETS, PRESET_VARIABLE_KINDS, PRESET_VARIABLES } from './keys.js';
 
 /**
  * A listen entry of a policy file: a named address. The name is what `clients[].match.listener`
@@ -98,25 +99,53 @@ function rethrownAt<T>(path: string, run: () => T): T {
   }
 }
 
+/** What building a policy needs beyond the entry: dockerd's socket, which binds must not expose. */
+interface Context {
+  /** The effective `socketPath` (the file's, else the caller's), clean and absolute; or undefined. */
+  readonly socket: string | undefined;
+}
+
+const PRESETS = { tecnativa: tecnativaPreset, linuxserver: linuxserverPreset } as const;
+
+/** A list variable's value: a comma-separated string, or a list of strings joined as one. */
+function listText(raw: unknown, at: string): string {
+  if (typeof raw === 'string') return raw;
+  if (!Array.isArray(raw)) fail(at, `must be a comma-separated string or a list of strings, not ${JSON.stringify(raw)}`);
+  // Leaving the variable out is how to say "none": an empty list is more likely a mistake.
+  if (raw.length === 0) fail(at, 'must list at least one entry (leave the variable out for none)');
+  raw.forEach((entry: unknown, index) => {
+    if (typeof entry !== 'string' || entry.trim() === '') fail(`${at}[${index}]`, 'must be a non-empty string');
+    // The list is joined as the variable would hold it: a comma would split an entry in two.
+    if (entry.includes(',')) fail(`${at}[${index}]`, `(${JSON.stringify(entry)}) contains a comma, which would split it into two entries`);
+  });
+  return raw.join(',');
+}
+
 function readEnv(value: unknown, path: string, preset: 'tecnativa' | 'linuxserver'): Record<string, string> {
   if (value === undefined) return {};
-  const variables = PRESET_VARIABLES[preset];
-  if (!isPlainObject(value)) fail(path, `must map the ${preset} preset's variables to 1 or 0`);
+  const kinds = PRESET_VARIABLE_KINDS[preset];
+  if (!isPlainObject(value)) fail(path, `must map the ${preset} preset's variables to their values (1 or 0, or a list)`);
   const env: Record<string, string> = {};
   for (const [name, raw] of Object.entries(value)) {
     const at = `${path}.${name}`;
-    if (!variables.includes(name)) fail(at, `is not a variable of the ${preset} preset (its variables: ${variables.join(', ')})`);
+    const kind = Object.hasOwn(kinds, name) ? kinds[name] : undefined;
+    if (name === 'SOCKET_PATH') {
+      fail(at, "is not a preset variable: dockerd's socket is the file's `socketPath` (or SOCKET_PATH in the environment), and binds of it are refused under PROTECT_HOST either way");
+    }
+    if (kind === undefined) fail(at, `is not a variable of the ${preset} preset (its variables: ${PRESET_VARIABLES[preset].join(', ')})`);
     let text: string;
-    if (typeof raw === 'string') text = raw;
+    if (kind === 'list') text = listText(raw, at);
+    else if (typeof raw === 'string') text = raw;
     else if (typeof raw === 'number' && Number.isSafeInteger(raw)) text = String(raw);
     else fail(at, `must be 1 or 0 (a number or a string), not ${JSON.stringify(raw)}`);
-    rethrownAt(at, () => parseGrant(name, text));
+    // The preset judges each variable alone, so that a refusal names the variable's path.
+    rethrownAt(at, () => PRESETS[preset]({ [name]: text }));
     env[name] = text;
   }
   return env;
 }
 
-function presetPolicy(value: unknown, path: string): Policy {
+function presetPolicy(value: unknown, path: string, context: Context): Policy {
   const entry = objectAt(value, path, CONFIG_KEYS.presetPolicy, 'an object `{ preset, env }`');
   const preset = entry.preset;
   if (typeof preset !== 'string' || !(CONFIG_PRESETS as readonly string[]).includes(preset)) {
@@ -124,7 +153,10 @@ function presetPolicy(value: unknown, path: string): Policy {
   }
   const name = preset as 'tecnativa' | 'linuxserver';
   const env = readEnv(entry.env, `${path}.env`, name);
-  return name === 'linuxserver' ? linuxserverPreset(env) : tecnativaPreset(env);
+  // With a file the environment is not read: the socket the guard forwards to is passed the way
+  // the presets read it, so PROTECT_HOST refuses binds of it as it does without a file.
+  const socket = context.socket === undefined ? {} : { SOCKET_PATH: context.socket };
+  return rethrownAt(`${path}.env`, () => PRESETS[name]({ ...env, ...socket }));
 }
 
 function rulesAt(value: unknown, path: string, effect: 'allow' | 'deny'): RuleSpec[] | undefined {
@@ -139,23 +171,44 @@ function rulesAt(value: unknown, path: string, effect: 'allow' | 'deny'): RuleSp
   });
 }
 
+/**
+ * A `protectHost` section, validated as `definePolicy` validates it, with the guard's socket added
+ * to the sockets a bind must not expose (to the section's own `dockerSockets`, or to what it would
+ * otherwise have: the extended policy's, or the defaults).
+ */
+function protectHostAt(value: unknown, path: string, base: Policy | undefined, context: Context): ProtectHost {
+  const section = objectAt(value, path, CONFIG_KEYS.protectHost, 'an object of host-protection settings, such as `{ allowBindMounts: [/srv] }`');
+  const normalized = rethrownAt(path, () => normalizeProtectHost(section, path));
+  if (context.socket === undefined) return normalized;
+  const sockets = normalized.dockerSockets ?? base?.protectHost?.dockerSockets ?? DEFAULT_DOCKER_SOCKETS;
+  return Object.freeze({ ...normalized, dockerSockets: Object.freeze([...new Set([...sockets, context.socket])]) });
+}
+
+/** A `read` section, validated as `definePolicy` validates it. */
+function readAt(value: unknown, path: string): NonNullable<PolicySpec['read']> {
+  const section = objectAt(value, path, CONFIG_KEYS.read, 'an object such as `{ redactEnv: true, visibleLabels: traefik.enable=true }`');
+  rethrownAt(path, () => checkReadPolicy(section, path));
+  return section as NonNullable<PolicySpec['read']>;
+}
+
 /** A policy entry: `{ preset, env }`, or what `definePolicy` takes (`extends` being `{ preset, env }`). */
-function buildPolicy(value: unknown, path: string): Policy {
-  if (isPlainObject(value) && 'preset' in value) return presetPolicy(value, path);
+function buildPolicy(value: unknown, path: string, context: Context): Policy {
+  if (isPlainObject(value) && 'preset' in value) return presetPolicy(value, path, context);
   const entry = objectAt(
     value,
     path,
     CONFIG_KEYS.customPolicy,
-    'a policy: `{ preset, env }`, or `{ extends: { preset, env }, allow, deny, name }`',
+    'a policy: `{ preset, env }`, or `{ extends: { preset, env }, allow, deny, protectHost, read, name }`',
   );
-  // Issue 14: `protectHost` (definePolicy's host protection) is read here and passed on.
-  // Issue 16: the response settings (`response`) likewise.
   const allow = rulesAt(entry.allow, `${path}.allow`, 'allow');
   const deny = rulesAt(entry.deny, `${path}.deny`, 'deny');
-  const base = entry.extends === undefined ? undefined : presetPolicy(entry.extends, `${path}.extends`);
+  const base = entry.extends === undefined ? undefined : presetPolicy(entry.extends, `${path}.extends`, context);
   if (allow === undefined && deny === undefined && base === undefined) {
-    fail(path, 'must give `preset`, or `extends`, `allow` or `deny`');
+    // A section alone has no rule to grant anything: every request would be refused.
+    fail(path, 'must give `preset`, or `extends`, `allow` or `deny` (`protectHost` and `read` only narrow a policy)');
   }
+  const protectHost = entry.protectHost === undefined ? undefined : protectHostAt(entry.protectHost, `${path}.protectHost`, base, context);
+  const read = entry.read === undefined ? undefined : readAt(entry.read, `${path}.read`);
   const name = entry.name === undefined ? undefined : stringAt(entry.name, `${path}.name`);
   return rethrownAt(path, () =>
     definePolicy({
@@ -163,6 +216,8 @@ function buildPolicy(value: unknown, path: string): Policy {
       ...(base !== undefined ? { extends: base } : {}),
       ...(allow !== undefined ? { allow } : {}),
       ...(deny !== undefined ? { deny } : {}),
+      ...(protectHost !== undefined ? { protectHost } : {}),
+      ...(read !== undefined ? { read } : {}),
     }),
   );
 }
@@ -199,7 +254,7 @@ function readListen(value: unknown): NamedListenAddress[] | undefined {
   });
 }
 
-function readClients(value: unknown, listen: readonly NamedListenAddress[] | undefined): ClientSpec[] {
+function readClients(value: unknown, listen: readonly NamedListenAddress[] | undefined, context: Context): ClientSpec[] {
   if (!Array.isArray(value) || value.length === 0) fail('clients', 'must be a non-empty list of { name, match, policy }');
   const clients = value.map((item: unknown, index): ClientSpec => {
     const path = `clients[${index}]`;
@@ -216,7 +271,7 @@ function readClients(value: unknown, listen: readonly NamedListenAddress[] | und
     return Object.freeze({
       name: entry.name as string,
       match: Object.freeze({ ...match }) as ClientSpec['match'],
-      policy: buildPolicy(entry.policy, `${path}.policy`),
+      policy: buildPolicy(entry.policy, `${path}.policy`, context),
     });
   });
   // Names, addresses and listeners as createSocketFilter checks them, with this file's paths.
@@ -224,9 +279,11 @@ function readClients(value: unknown, listen: readonly NamedListenAddress[] | und
   return clients;
 }
 
-function validate(data: unknown): SocketFilterConfig {
+function validate(data: unknown, options: ValidateConfigOptions): SocketFilterConfig {
   const top = objectAt(data, '', CONFIG_KEYS.top, 'a mapping of settings (`listen`, `clients`, `policy`, …)');
   if (top.$schema !== undefined && typeof top.$schema !== 'string') fail('$schema', 'must be a string (the schema editors check the file with)');
+  const socketPath = top.socketPath === undefined ? undefined : stringAt(top.socketPath, 'socketPath');
+  if (socketPath?.includes('\0')) fail('socketPath', 'must be a path');
   const listen = readListen(top.listen);
   if (top.clients !== undefined && top.policy !== undefined) {
     fail('clients', 'cannot be given with `policy`: each client has its own policy (`clients[].policy`)');
@@ -234,11 +291,13 @@ function validate(data: unknown): SocketFilterConfig {
   if (top.clients === undefined && top.policy === undefined) {
     fail('', 'the file must give `clients` (a policy per client) or `policy` (one policy for every request)');
   }
-  const clients = top.clients === undefined ? undefined : readClients(top.clients, listen);
-  const policy = top.policy === undefined ? undefined : buildPolicy(top.policy, 'policy');
-
-  const socketPath = top.socketPath === undefined ? undefined : stringAt(top.socketPath, 'socketPath');
-  if (socketPath?.includes('\0')) fail('socketPath', 'must be a path');
+  // The file's socketPath replaces the caller's (the CLI's SOCKET_PATH), as it does for the guard.
+  const effective = socketPath ?? options.socketPath;
+  const cleaned = effective === undefined ? undefined : cleanAbsolutePath(effective);
+  // A relative socket path names no host path a bind could expose; the defaults still hold.
+  const context: Context = { socket: typeof cleaned === 'string' ? cleaned : undefined };
+  const clients = top.clients === undefined ? undefined : readClients(top.clients, listen, context);
+  const policy = top.policy === undefined ? undefined : buildPolicy(top.policy, 'policy', context);
   const minApiVersion = top.minApiVersion === undefined ? undefined : stringAt(top.minApiVersion, 'minApiVersion');
   if (minApiVersion !== undefined && parseVersionSetting(minApiVersion) < 0) fail('minApiVersion', 'must be a version such as "1.24"');
   let logLevel: LogLevel | undefined;
@@ -300,6 +359,23 @@ function validate(data: unknown): SocketFilterConfig {
 }
 
 /**
+ * Options of `validateConfig` (and of `parseConfig`, `loadConfig`).
+ *
+ * @example
+ * ```ts
+ * validateConfig(data, { socketPath: process.env.SOCKET_PATH });
+ * ```
+ */
+export interface ValidateConfigOptions {
+  /**
+   * dockerd's socket when the file has no `socketPath` (the CLI passes `SOCKET_PATH`): under
+   * `PROTECT_HOST` or `protectHost`, a bind of it (or of a directory above it) is refused, as the
+   * default Docker and containerd sockets are. The file's `socketPath` replaces it.
+   */
+  readonly socketPath?: string | undefined;
+}
+
+/**
  * Validates the data of a policy file (what YAML or JSON parsing gave) and builds its policies.
  * Throws a `TypeError` (code `ERR_DSF_INVALID_CONFIG`) whose message starts with the path of what
  * is wrong: `clients[1].policy.allow[2]: "PATCH" is not a method of the Docker Engine API …`.
@@ -307,11 +383,16 @@ function validate(data: unknown): SocketFilterConfig {
  * @example
  * ```ts
  * validateConfig({ policy: { preset: 'tecnativa', env: { CONTAINERS: 1 } } }).filter.policy?.name; // 'tecnativa'
+ * validateConfig({ policy: { preset: 'tecnativa', env: { PROTECT_HOST: 1 } } }, { socketPath: '/run/user/1000/docker.sock' });
  * ```
  */
-export function validateConfig(data: unknown): SocketFilterConfig {
+export function validateConfig(data: unknown, options: ValidateConfigOptions = {}): SocketFilterConfig {
+  if (typeof options !== 'object' || options === null) throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The options of `validateConfig` must be an object');
+  if (options.socketPath !== undefined && (typeof options.socketPath !== 'string' || options.socketPath.includes('\0'))) {
+    throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', 'The `socketPath` option must be a path');
+  }
   try {
-    return validate(data);
+    return validate(data, options);
   } catch (error) {
     if (error instanceof ConfigError) throw new SocketFilterTypeError('ERR_DSF_INVALID_CONFIG', error.message);
     throw error;

@@ -72,6 +72,17 @@ export function readSettings(defaults: Readonly<Record<string, boolean>>, env: u
 }
 
 /**
+ * The list variables both presets read for what a reading client may see, each with the key of
+ * the `read` section it sets (as `HOST_LISTS` for `protectHost`).
+ *
+ * @example
+ * ```ts
+ * READ_LISTS.visibleLabels; // 'VISIBLE_LABELS'
+ * ```
+ */
+export const READ_LISTS = Object.freeze({ visibleLabels: 'VISIBLE_LABELS' } as const);
+
+/**
  * Reads `VISIBLE_LABELS`: comma-separated label requirements (`traefik.enable=true`, `key` alone
  * for "has the label"). Unset or empty: no requirement (`undefined`). A value that cannot be used
  * throws a `TypeError` (`ERR_DSF_INVALID_ENV`) naming the variable and the item.
@@ -83,7 +94,7 @@ export function readSettings(defaults: Readonly<Record<string, boolean>>, env: u
  * ```
  */
 export function readVisibleLabels(env: unknown): readonly LabelRequirement[] | undefined {
-  const value: unknown = (env as Record<string, unknown> | null)?.VISIBLE_LABELS;
+  const value: unknown = (env as Record<string, unknown> | null)?.[READ_LISTS.visibleLabels];
   if (value === undefined || value === '') return undefined;
   if (typeof value !== 'string') {
     throw new SocketFilterTypeError('ERR_DSF_INVALID_ENV', '`VISIBLE_LABELS` must be a string such as "traefik.enable=true"');

@@ -1,6 +1,7 @@
 import type { Policy, Rule } from '../policy/types.js';
 import { presetRead, READ_DEFAULTS, readSettings, readVisibleLabels, type EnvLike } from './env.js';
 import { HOST_DEFAULTS, protectHostFromEnv } from './host.js';
+import { presetVariables, type PresetVariableKind } from './variables.js';
 import {
   DEFAULT_GRANTED,
   DOCKER_SECTIONS,
@@ -80,6 +81,19 @@ export const LINUXSERVER_DEFAULTS: Readonly<Record<string, boolean>> = Object.fr
       .map((variable) => [variable, DEFAULT_GRANTED.has(variable) || variable === 'LIBPOD_PING' || variable === 'LIBPOD_VERSION']),
   ),
 );
+
+/**
+ * Every variable `linuxserverPreset` reads, by kind (`switch` or `list`): linuxserver's own
+ * (`LINUXSERVER_DEFAULTS`), `PROTECT_HOST` and its `ALLOW_*`, `REDACT_ENV`, `VISIBLE_LABELS` and
+ * `STRICT_READ`. What a policy file's `env` may hold for this preset.
+ *
+ * @example
+ * ```ts
+ * LINUXSERVER_VARIABLES.ALLOW_LOGS; // 'switch'
+ * LINUXSERVER_VARIABLES.VISIBLE_LABELS; // 'list'
+ * ```
+ */
+export const LINUXSERVER_VARIABLES: Readonly<Record<string, PresetVariableKind>> = presetVariables(LINUXSERVER_DEFAULTS, READ_DEFAULTS);
 
 /**
  * Builds the policy of linuxserver's docker-socket-proxy fork from its environment variables.

@@ -1,6 +1,7 @@
 import type { Policy, Rule } from '../policy/types.js';
 import { presetRead, READ_DEFAULTS, readSettings, readVisibleLabels, type EnvLike } from './env.js';
 import { HOST_DEFAULTS, protectHostFromEnv } from './host.js';
+import { presetVariables, type PresetVariableKind } from './variables.js';
 import {
   DEFAULT_GRANTED,
   DOCKER_SECTIONS,
@@ -45,6 +46,20 @@ export const TECNATIVA_DEFAULTS: Readonly<Record<string, boolean>> = Object.free
       .map((variable) => [variable, DEFAULT_GRANTED.has(variable)]),
   ),
 );
+
+/**
+ * Every variable `tecnativaPreset` reads, by kind (`switch` or `list`): Tecnativa's own
+ * (`TECNATIVA_DEFAULTS`), `PROTECT_HOST` and its `ALLOW_*`, `REDACT_ENV`, `VISIBLE_LABELS`,
+ * `STRICT_READ` and the sub-resource gates `STRICT_READ` turns on. What a policy file's `env` may
+ * hold for this preset.
+ *
+ * @example
+ * ```ts
+ * TECNATIVA_VARIABLES.PROTECT_HOST; // 'switch'
+ * TECNATIVA_VARIABLES.ALLOW_BIND_MOUNTS; // 'list'
+ * ```
+ */
+export const TECNATIVA_VARIABLES: Readonly<Record<string, PresetVariableKind>> = presetVariables(TECNATIVA_DEFAULTS, READ_VARIABLES);
 
 /**
  * Builds the policy of Tecnativa's docker-socket-proxy from its environment variables.

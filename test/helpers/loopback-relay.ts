@@ -22,9 +22,11 @@ export async function loopbackRelay(
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   };
-  const server = createServer((client) => {
+  // allowHalfOpen on both sockets: otherwise Node ends a socket's writable side as soon as its
+  // peer's FIN arrives, and what dockerd sends after the docker CLI closed its stdin is lost.
+  const server = createServer({ allowHalfOpen: true }, (client) => {
     keep(client);
-    const upstream = connect({ ...target, localAddress });
+    const upstream = connect({ ...target, localAddress, allowHalfOpen: true });
     keep(upstream);
     // Half-closes pass through (docker's hijacked stdin ends that way); an error or a close on
     // either side ends both.

@@ -4,10 +4,11 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildCli } from '../helpers/cli-build.js';
 import { waitForLine } from '../helpers/child-lines.js';
+import { BUSYBOX_IMAGE, dockerRequest } from '../helpers/fixtures.js';
 
 // `--workers N`: N processes serving one policy. Judged by what each process did (its log lines
 // carry `worker=N`), by the processes that exist, and by dockerd's answers.
@@ -237,6 +238,41 @@ describe('--workers 2', () => {
     // One line per reload, from the primary.
     expect(running.stderr().match(/msg=reloaded /g)).toHaveLength(1);
     expect(running.stderr().match(/msg="reload refused"/g)).toHaveLength(1);
+  });
+
+  it('every worker protects SOCKET_PATH under PROTECT_HOST, though the file does not name it', async () => {
+    // ALLOW_BIND_MOUNTS allows the directory above the socket's; the socket's own holds dockerd.
+    const socketDirectory = dirname(dockerSocket);
+    const file = join(work, `protect-${Math.random().toString(36).slice(2)}.yaml`);
+    await writeFile(file, `policy:\n  preset: tecnativa\n  env: { CONTAINERS: 1, POST: 1, PROTECT_HOST: 1, ALLOW_BIND_MOUNTS: [${dirname(socketDirectory)}] }\n`);
+    const { running, port } = await serveTwo(['--config', file], { LOG_LEVEL: 'debug' });
+    const name = 'dsf-workers-socket-dir';
+    const body = JSON.stringify({ Image: BUSYBOX_IMAGE, Cmd: ['true'], HostConfig: { NetworkMode: 'none', Binds: [`${socketDirectory}:/d`] } });
+    const create = (): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port, path: `/v1.41/containers/create?name=${name}`, method: 'POST', agent: false, headers: { Connection: 'close', 'Content-Type': 'application/json' } },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+            res.on('end', () => resolve({ status: res.statusCode as number, body: text }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      // Until both workers have decided one (the kernel picks the worker of each connection).
+      for (let i = 0; i < 40 && workersServing(running.stderr(), '/v1.41/containers/create', 'denied').size < 2; i++) {
+        const answer = await create();
+        expect(answer.status).toBe(403);
+        expect((JSON.parse(answer.body) as { message: string }).message).toContain(`"${socketDirectory}", which exposes the Docker daemon`);
+      }
+      expect(workersServing(running.stderr(), '/v1.41/containers/create', 'denied').size).toBe(2);
+      expect((await dockerRequest(dockerSocket, 'GET', `/containers/${name}/json`)).status).toBe(404);
+    } finally {
+      await dockerRequest(dockerSocket, 'DELETE', `/containers/${name}?force=1`);
+    }
   });
 
   it('replaces a worker that dies, with the policy of the last reload rather than the file as it is now', async () => {

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildCli } from '../helpers/cli-build.js';
 import { waitForLine } from '../helpers/child-lines.js';
@@ -44,7 +44,7 @@ afterAll(async () => {
 });
 
 /** The policy of these tests: two clients by address on the TCP listener, one by the unix listener. */
-function policyFile(options: { readerContainers?: 0 | 1; roImages?: 0 | 1; extra?: string; metricsPort?: number } = {}): string {
+function policyFile(options: { readerContainers?: 0 | 1; roImages?: 0 | 1; extra?: string; metricsPort?: number; writerEnv?: string } = {}): string {
   return `
 listen:
   - { name: tcp, address: "127.0.0.1:0" }
@@ -57,7 +57,7 @@ clients:
   - name: writer
     match: { address: ["127.0.0.3/32"], listener: tcp }
     policy:
-      extends: { preset: tecnativa, env: { CONTAINERS: 1, POST: 1 } }
+      extends: { preset: tecnativa, env: { CONTAINERS: 1, POST: 1${options.writerEnv === undefined ? '' : `, ${options.writerEnv}`} } }
       deny: ["* /containers/*/exec"]
   - name: monitor
     match: { listener: ro }
@@ -137,6 +137,11 @@ async function containerNamed(name: string): Promise<boolean> {
   return (JSON.parse(body) as unknown[]).length > 0;
 }
 
+async function containerIds(): Promise<string[]> {
+  const { body } = await dockerRequest(dockerSocket, 'GET', '/containers/json?all=1');
+  return (JSON.parse(body) as { Id: string }[]).map((container) => container.Id).sort();
+}
+
 async function reload(guard: Guard, text: string, outcome: RegExp): Promise<string> {
   const before = guard.count(outcome);
   await writeFile(guard.file, text);
@@ -206,6 +211,41 @@ describe('two client addresses get their own policy; an unlisted one is refused'
     expect(images.code).not.toBe(0);
     expect(images.stderr).toContain('IMAGES=1');
     expect(await guard.line(/client=monitor listener=ro/)).toContain('decision=denied');
+  });
+});
+
+describe('PROTECT_HOST in the file', () => {
+  it('refuses docker run --privileged and a bind above SOCKET_PATH (dockerd unchanged); a plain docker run works', async () => {
+    // The guard's environment sets SOCKET_PATH, not the file: the socket must still be protected.
+    const socketDirectory = dirname(dockerSocket);
+    const guard = await startGuard(policyFile({ writerEnv: `PROTECT_HOST: 1, ALLOW_BIND_MOUNTS: [${dirname(socketDirectory)}]` }));
+    const writer = docker(await relayFrom('127.0.0.3', guard));
+    const before = await containerIds();
+    // Whatever this test gets created is removed, also when an assertion fails first.
+    const track = async (): Promise<string[]> => {
+      const created = (await containerIds()).filter((id) => !before.includes(id));
+      for (const id of created) containers.add(id);
+      return created;
+    };
+
+    const privileged = await writer.run(['run', '--privileged', '--name', 'dsf-cfg-privileged', '--network', 'none', BUSYBOX_IMAGE, 'true']);
+    expect(privileged.code).not.toBe(0);
+    // The writer's policy extends the preset (definePolicy): its reasons name the option.
+    expect(privileged.stderr).toContain('denied POST /v1.41/containers/create: HostConfig.Privileged is true; it needs protectHost.allowPrivileged: true');
+    // Allowed by ALLOW_BIND_MOUNTS, but the directory holds dockerd's socket.
+    const exposing = await writer.run(['create', '--name', 'dsf-cfg-socket-dir', '--network', 'none', '-v', `${socketDirectory}:/d`, BUSYBOX_IMAGE, 'true']);
+    await track();
+    expect(exposing.code).not.toBe(0);
+    expect(exposing.stderr).toContain(`"${socketDirectory}", which exposes the Docker daemon`);
+    expect(await containerIds()).toEqual(before);
+    expect(await guard.line(/rule=ALLOW_PRIVILEGED .*client=writer/)).toContain('decision=denied');
+
+    const plain = await writer.run(['run', '--name', 'dsf-cfg-plain', '--network', 'none', BUSYBOX_IMAGE, 'echo', 'ran']);
+    const created = await track();
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toBe('ran\n');
+    expect(created).toHaveLength(1);
+    expect(await containerNamed('dsf-cfg-plain')).toBe(true);
   });
 });
 

@@ -12,6 +12,11 @@ describe('misspelled variables get a did-you-mean, never a refusal', () => {
     [{ EXECS: '1' }, [['EXECS', 'EXEC']]],
     [{ ALLOW_STAR: '1' }, [['ALLOW_STAR', 'ALLOW_START']]],
     [{ NETWORK: '1' }, [['NETWORK', 'NETWORKS']]],
+    // The host protection and read variables are known too.
+    [{ PROTECT_HOTS: '1' }, [['PROTECT_HOTS', 'PROTECT_HOST']]],
+    [{ ALLOW_PRIVILEDGED: '1' }, [['ALLOW_PRIVILEDGED', 'ALLOW_PRIVILEGED']]],
+    [{ VISIBLE_LABEL: 'traefik.enable=true' }, [['VISIBLE_LABEL', 'VISIBLE_LABELS']]],
+    [{ PROTECT_HOST: '1', ALLOW_BIND_MOUNTS: '/srv', REDACT_ENV: '1', STRICT_READ: '1' }, []],
     // Known names, operational names and other programs' variables are left alone.
     [{ CONTAINERS: '1', SOCKET_PATH: '/x', LOG_LEVEL: 'info', PATH: '/bin', HOME: '/root', LISTEN: ':2375' }, []],
     [{ HOST: 'web', HOSTNAME: 'x' }, []],

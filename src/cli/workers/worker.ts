@@ -42,7 +42,7 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv,
   const fromFile: CliConfig =
     start.configText === undefined || base.configFile === undefined
       ? base
-      : applyConfigFile(base, parseConfigFile(base.configFile, start.configText), ipv6Disabled(env));
+      : applyConfigFile(base, parseConfigFile(base.configFile, start.configText, { socketPath: base.socketPath }), ipv6Disabled(env));
   const config: CliConfig = Object.freeze({
     ...fromFile,
     listen: start.listen,

@@ -76,7 +76,17 @@ export interface HostSettings {
   readonly naming: 'env' | 'options';
 }
 
-const KEYS = new Set<string>([...Object.keys(HOST_SWITCHES), ...Object.keys(HOST_LISTS), 'dockerSockets', 'maxBodyBytes']);
+/**
+ * Every key of a `protectHost` section: the switches, the lists, `dockerSockets`, `maxBodyBytes`.
+ *
+ * @example
+ * ```ts
+ * PROTECT_HOST_KEYS.includes('allowBindMounts'); // true
+ * ```
+ */
+export const PROTECT_HOST_KEYS: readonly string[] = Object.freeze([...Object.keys(HOST_SWITCHES), ...Object.keys(HOST_LISTS), 'dockerSockets', 'maxBodyBytes']);
+
+const KEYS = new Set<string>(PROTECT_HOST_KEYS);
 
 function invalid(where: string, message: string): never {
   throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', `The \`${where}\` option ${message}`);

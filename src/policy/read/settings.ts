@@ -6,7 +6,17 @@ import { labelRequirementProblem, parseLabelRequirements } from './labels.js';
  * Validation of a policy's read section. Pure: no `node:` imports.
  */
 
-const READ_KEYS = new Set(['redactEnv', 'visibleLabels']);
+/**
+ * Every key of a policy's `read` section.
+ *
+ * @example
+ * ```ts
+ * READ_POLICY_KEYS; // ['redactEnv', 'visibleLabels']
+ * ```
+ */
+export const READ_POLICY_KEYS: readonly string[] = Object.freeze(['redactEnv', 'visibleLabels']);
+
+const READ_KEYS = new Set(READ_POLICY_KEYS);
 
 function invalid(where: string, message: string): never {
   throw new SocketFilterTypeError('ERR_DSF_INVALID_OPTION', `The \`${where}\` option ${message}`);
