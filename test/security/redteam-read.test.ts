@@ -5,6 +5,7 @@
  * must not appear anywhere in what the client gets.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { rawExchange } from '../helpers/raw-http.js';
 import { createSocketFilter, tecnativaPreset, type EnvLike } from '../../src/index.js';
 import { dockerRequest } from '../helpers/dockerd.js';
 import { removeContainer } from '../helpers/fixtures.js';
@@ -115,5 +116,22 @@ describe('REDACT_ENV: top does not print environment values', () => {
     const answer = await ask({ port: filter.port }, 'GET', `/v1.41/containers/${visible}/json`);
     expect((JSON.parse(answer.body) as { Config: { Env: string[] } }).Config.Env).toContain('TOKEN=[redacted]');
     expect((await ask({ socketPath }, 'GET', `/v1.41/containers/${visible}/json`)).body).toContain(SECRET);
+  });
+});
+
+describe('a rewritten answer asked as an upgrade (POST=1 grants upgrades)', () => {
+  // The upgrade handler relays dockerd's answer as it is: without the rewrite, an inspect carried
+  // the environment values and a list or an event stream what VISIBLE_LABELS hides.
+  it.each([
+    ['a container inspect', () => `/v1.41/containers/${visible}/json`, SECRET],
+    ['a container inspect under a version prefix', () => `/v1.24/containers/${visible}/json`, SECRET],
+    ['a container list', () => '/v1.41/containers/json?all=1', 'rt-read-hidden'],
+    ['a network list for API 1.24', () => '/v1.24/networks', 'rt-read-hidden'],
+  ])('%s is refused', async (_name, path, needle) => {
+    const filter = await guard({ CONTAINERS: '1', NETWORKS: '1', POST: '1', REDACT_ENV: '1', VISIBLE_LABELS: REQUIREMENT });
+    const { text } = await rawExchange(filter.port, `GET ${path()} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`, { timeoutMs: 2_000 });
+    expect(text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(text).not.toContain(needle);
+    expect(text).not.toContain(hidden);
   });
 });
