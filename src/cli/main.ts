@@ -2,7 +2,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { loadConfig } from '../config/index.js';
 import { CLI_DEFAULTS, parseCli, type CliConfig } from './args.js';
 import { check, healthcheck, NAME, printPolicy, validate, type Output } from './commands.js';
-import { applyConfigFile } from './config-file.js';
+import { applyConfigFile, settingsDroppedByConfigFile } from './config-file.js';
 import { serve } from './serve.js';
 
 /**
@@ -113,6 +113,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
   const base = parsed.config;
   let config: CliConfig = base;
   if (base.configFile !== undefined && base.command !== 'help' && base.command !== 'version') {
+    const dropped = base.command === 'validate' || base.command === 'healthcheck' ? [] : settingsDroppedByConfigFile(env);
+    if (dropped.length > 0) {
+      return fatal(
+        out,
+        `${dropped.join(', ')} ${dropped.length === 1 ? 'is' : 'are'} set in the environment, but with --config the policy comes from the file alone, which cannot hold ${dropped.length === 1 ? 'it' : 'them'} yet (docs/config.md): the guard would run without ${dropped.length === 1 ? 'it' : 'them'}. Unset ${dropped.length === 1 ? 'it' : 'them'}, or serve without --config`,
+      );
+    }
     try {
       // `validate` judges the file alone: where this shell's LISTEN points is not the file's fault.
       const against =
