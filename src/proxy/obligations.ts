@@ -6,8 +6,11 @@ import { askDockerd } from './ask.js';
 import { readBody } from './body.js';
 import { decide, loggablePath, type ProxyContext } from './context.js';
 
-// A lookup's answer is small (`/info` is a few kilobytes) and should come at once.
+// A lookup's answer is small (`/info` is a few kilobytes) and should come at once. Lookups go on the
+// proxy's lookup agent: on connections of their own they escaped every bound (one per lookup, as
+// many at once as requests waited on one).
 const LOOKUP = { timeoutMs: 5_000, maxBytes: 1024 * 1024 } as const;
+const lookupOptions = (context: ProxyContext) => ({ ...LOOKUP, agent: context.lookups });
 
 const log = createDebug('docker-socket-filter:obligations');
 
@@ -29,8 +32,12 @@ interface FactsCache {
 
 const factsCaches = new WeakMap<ProxyContext, FactsCache>();
 
-async function askFacts(socketPath: string): Promise<DaemonFacts> {
-  const [info, version] = await Promise.all([askDockerd(socketPath, 'GET', '/info', LOOKUP), askDockerd(socketPath, 'GET', '/version', LOOKUP)]);
+async function askFacts(context: ProxyContext): Promise<DaemonFacts> {
+  const options = lookupOptions(context);
+  const [info, version] = await Promise.all([
+    askDockerd(context.socketPath, 'GET', '/info', options),
+    askDockerd(context.socketPath, 'GET', '/version', options),
+  ]);
   if (info.status !== 200 || version.status !== 200) throw new Error(`dockerd answered ${info.status} and ${version.status}`);
   const i = JSON.parse(info.body.toString('utf8')) as Record<string, unknown>;
   const v = JSON.parse(version.body.toString('utf8')) as Record<string, unknown>;
@@ -60,7 +67,7 @@ function daemonFacts(context: ProxyContext): Promise<DaemonFacts | undefined> {
   const now = performance.now();
   if (now < cache.expires) return Promise.resolve(cache.value);
   const entry = cache;
-  entry.pending ??= askFacts(context.socketPath).then(
+  entry.pending ??= askFacts(context).then(
     (facts) => {
       entry.value = facts;
       entry.expires = performance.now() + FACTS_TTL_MS;
@@ -155,7 +162,7 @@ export async function satisfyObligations(
   if (volumes !== undefined) {
     for (const name of volumes.names) {
       try {
-        const answer = await askDockerd(context.socketPath, 'GET', `/volumes/${encodeURIComponent(name)}`, LOOKUP);
+        const answer = await askDockerd(context.socketPath, 'GET', `/volumes/${encodeURIComponent(name)}`, lookupOptions(context));
         if (answer.status === 404) return refused({ ...decision, rule: volumes.rule }, 403, volumes.reason.replaceAll('{name}', JSON.stringify(name)));
         if (answer.status !== 200) throw new Error(`dockerd answered ${answer.status}`);
       } catch (error) {
@@ -168,7 +175,7 @@ export async function satisfyObligations(
   if (networks !== undefined) {
     for (const name of networks.names) {
       try {
-        const answer = await askDockerd(context.socketPath, 'GET', `/networks/${encodeURIComponent(name)}`, LOOKUP);
+        const answer = await askDockerd(context.socketPath, 'GET', `/networks/${encodeURIComponent(name)}`, lookupOptions(context));
         // A network dockerd does not know cannot be joined: the request fails there.
         if (answer.status === 404) continue;
         if (answer.status !== 200) throw new Error(`dockerd answered ${answer.status}`);
