@@ -4,6 +4,9 @@ import { defineConfig } from 'vitest/config';
 // project, after the others, one file at a time, so that neither they nor the timing-sensitive
 // integration files share the CPU with each other.
 const RELIABILITY = ['test/reliability/**/*.test.ts', 'test/security/fuzz-*.test.ts', 'test/security/slow-*.test.ts'];
+// Attack regression tests that judge a real daemon's state (dockerd, Podman): they need root and
+// the integration project's private dockerd.
+const DAEMON_SECURITY = ['test/security/redteam-*.test.ts'];
 
 export default defineConfig({
   test: {
@@ -23,13 +26,13 @@ export default defineConfig({
           name: 'unit',
           // examples/*.test.ts are daemon-less policy tests users copy into their projects.
           include: ['test/**/*.test.ts', 'examples/**/*.test.ts'],
-          exclude: ['test/integration/**', ...RELIABILITY, '**/node_modules/**'],
+          exclude: ['test/integration/**', ...RELIABILITY, ...DAEMON_SECURITY, '**/node_modules/**'],
         },
       },
       {
         test: {
           name: 'integration',
-          include: ['test/integration/**/*.test.ts'],
+          include: ['test/integration/**/*.test.ts', ...DAEMON_SECURITY],
           // One private dockerd for the whole run (test/helpers/global-setup.ts); the files share
           // it, so they run one after the other.
           globalSetup: ['test/helpers/global-setup.ts'],

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startDockerd } from '../test/helpers/dockerd.js';
 import { runWrk } from './lib/load.js';
-import { freePort, NODE_FLAGS } from './lib/processes.js';
+import { cpuSecondsOf, freePort, NODE_FLAGS } from './lib/processes.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const execFileAsync = promisify(execFile);
@@ -35,6 +35,8 @@ interface Row {
   readonly round: number;
   readonly rps: number;
   readonly p99Ms: number;
+  /** CPU of the server's processes (primary and workers) per request: what the sharing costs, steadier than req/s on a busy machine. */
+  readonly cpuUsPerRequest: number;
 }
 
 async function start(mode: string, socketPath: string, port: number, unixPath: string): Promise<ChildProcess> {
@@ -78,11 +80,16 @@ async function main(): Promise<void> {
         const server = await start(mode, dockerd.socketPath, port, unixPath);
         try {
           await runWrk(port, '/_ping', { connections: LOAD.connections, seconds: 1 }, 200);
+          const pid = server.pid as number;
           for (const request of REQUESTS) {
+            let cpu = await cpuSecondsOf(pid);
             const tcp = await runWrk(port, request.path, LOAD, request.status);
-            rows.push({ mode, transport: 'tcp', request: request.id, round, rps: tcp.rps, p99Ms: tcp.p99Ms });
+            const tcpCpu = (await cpuSecondsOf(pid)) - cpu;
+            rows.push({ mode, transport: 'tcp', request: request.id, round, rps: tcp.rps, p99Ms: tcp.p99Ms, cpuUsPerRequest: (tcpCpu * 1e6) / (tcp.rps * tcp.seconds) });
+            cpu = await cpuSecondsOf(pid);
             const unix = await unixLoad(unixPath, request.path);
-            rows.push({ mode, transport: 'unix', request: request.id, round, rps: unix.rps, p99Ms: unix.p99Ms });
+            const unixCpu = (await cpuSecondsOf(pid)) - cpu;
+            rows.push({ mode, transport: 'unix', request: request.id, round, rps: unix.rps, p99Ms: unix.p99Ms, cpuUsPerRequest: (unixCpu * 1e6) / (unix.rps * LOAD.seconds) });
           }
         } finally {
           server.kill('SIGTERM');
@@ -99,13 +106,15 @@ async function main(): Promise<void> {
   const lines = [
     `Run of ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, \`npm run bench:workers\`, ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? '?'}), Node ${process.version}, load average at the end ${os.loadavg()[0]?.toFixed(2)}; medians of ${ROUNDS} rounds, ${LOAD.connections} connections, ${LOAD.seconds} s each.`,
     '',
-    '| sharing | TCP `/_ping` req/s (p99 ms) | TCP denied req/s (p99 ms) | unix `/_ping` req/s (p99 ms) | unix denied req/s (p99 ms) |',
+    'Each cell: req/s (p99 ms; CPU µs per request of the server\'s processes).',
+    '',
+    '| sharing | TCP `/_ping` | TCP denied | unix `/_ping` | unix denied |',
     '| --- | ---: | ---: | ---: | ---: |',
   ];
   for (const mode of MODES) {
     const cell = (transport: Row['transport'], request: string): string => {
       const runs = rows.filter((row) => row.mode === mode && row.transport === transport && row.request === request);
-      return `${Math.round(median(runs.map((row) => row.rps))).toLocaleString('en-US')} (${median(runs.map((row) => row.p99Ms)).toFixed(1)})`;
+      return `${Math.round(median(runs.map((row) => row.rps))).toLocaleString('en-US')} (${median(runs.map((row) => row.p99Ms)).toFixed(1)}; ${Math.round(median(runs.map((row) => row.cpuUsPerRequest)))})`;
     };
     lines.push(`| ${mode} | ${cell('tcp', 'ping')} | ${cell('tcp', 'denied')} | ${cell('unix', 'ping')} | ${cell('unix', 'denied')} |`);
   }

@@ -105,3 +105,26 @@ export function filterOptions(config: CliConfig): SocketFilterOptions {
     ...(config.minApiVersion !== undefined ? { minApiVersion: config.minApiVersion } : {}),
   };
 }
+
+/** The protections the environment can ask for, which a `--config` run does not read from it. */
+const NOT_IN_FILES = ['PROTECT_HOST', 'REDACT_ENV', 'STRICT_READ', 'VISIBLE_LABELS'] as const;
+
+/**
+ * The read and host settings the environment asks for that a `--config` run would drop: with a
+ * file the policy comes from the file alone (its `env`, `protectHost` and `read`), so the guard would
+ * serve without host checks or redaction the operator believes it has. Any value but empty and `0`
+ * counts (an unclear one too: fail closed). Returns the `NAME=value` of each, for the refusal.
+ *
+ * @example
+ * ```ts
+ * settingsDroppedByConfigFile({ PROTECT_HOST: '1', CONTAINERS: '1' }); // ['PROTECT_HOST=1']
+ * ```
+ */
+export function settingsDroppedByConfigFile(env: Readonly<Record<string, string | undefined>>): string[] {
+  const dropped: string[] = [];
+  for (const name of NOT_IN_FILES) {
+    const value = (env[name] ?? '').trim();
+    if (value !== '' && value !== '0') dropped.push(`${name}=${value.slice(0, 64)}`);
+  }
+  return dropped;
+}

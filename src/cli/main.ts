@@ -2,7 +2,7 @@ import packageJson from '../../package.json' with { type: 'json' };
 import { parseConfigFile, readConfigText } from '../config/index.js';
 import { CLI_DEFAULTS, ipv6Disabled, parseCli, type CliConfig } from './args.js';
 import { check, healthcheck, NAME, printPolicy, validate, type Output } from './commands.js';
-import { applyConfigFile } from './config-file.js';
+import { applyConfigFile, settingsDroppedByConfigFile } from './config-file.js';
 import { serve } from './serve.js';
 import { workerCount } from './workers/count.js';
 
@@ -125,6 +125,13 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv, io: 
   let config: CliConfig = base;
   let configText: string | undefined;
   if (base.configFile !== undefined && base.command !== 'help' && base.command !== 'version') {
+    const dropped = base.command === 'validate' || base.command === 'healthcheck' ? [] : settingsDroppedByConfigFile(env);
+    if (dropped.length > 0) {
+      return fatal(
+        out,
+        `${dropped.join(', ')} ${dropped.length === 1 ? 'is' : 'are'} set in the environment, but with --config the policy comes from the file alone: the guard would run without ${dropped.length === 1 ? 'it' : 'them'}. Put ${dropped.length === 1 ? 'it' : 'them'} in the file (a preset's env, or its protectHost/read section: docs/config.md) and unset ${dropped.length === 1 ? 'it' : 'them'} here`,
+      );
+    }
     try {
       // `validate` judges the file alone: where this shell's LISTEN points is not the file's fault.
       const against =

@@ -144,6 +144,7 @@ export type ResponseKind =
   | 'task-list'
   | 'exec-inspect'
   | 'network-inspect'
+  | 'network-list'
   | 'events';
 
 /**

@@ -7,8 +7,11 @@ import { readBody } from './body.js';
 import { decide, loggablePath, type ProxyContext } from './context.js';
 import type { Hold } from './held.js';
 
-// A lookup's answer is small (`/info` is a few kilobytes) and should come at once.
+// A lookup's answer is small (`/info` is a few kilobytes) and should come at once. Lookups go on the
+// proxy's lookup agent: on connections of their own they escaped every bound (one per lookup, as
+// many at once as requests waited on one).
 const LOOKUP = { timeoutMs: 5_000, maxBytes: 1024 * 1024 } as const;
+const lookupOptions = (context: ProxyContext) => ({ ...LOOKUP, agent: context.lookups });
 
 const log = createDebug('docker-socket-filter:obligations');
 
@@ -30,8 +33,12 @@ interface FactsCache {
 
 const factsCaches = new WeakMap<ProxyContext, FactsCache>();
 
-async function askFacts(socketPath: string): Promise<DaemonFacts> {
-  const [info, version] = await Promise.all([askDockerd(socketPath, 'GET', '/info', LOOKUP), askDockerd(socketPath, 'GET', '/version', LOOKUP)]);
+async function askFacts(context: ProxyContext): Promise<DaemonFacts> {
+  const options = lookupOptions(context);
+  const [info, version] = await Promise.all([
+    askDockerd(context.socketPath, 'GET', '/info', options),
+    askDockerd(context.socketPath, 'GET', '/version', options),
+  ]);
   if (info.status !== 200 || version.status !== 200) throw new Error(`dockerd answered ${info.status} and ${version.status}`);
   const i = JSON.parse(info.body.toString('utf8')) as Record<string, unknown>;
   const v = JSON.parse(version.body.toString('utf8')) as Record<string, unknown>;
@@ -61,7 +68,7 @@ function daemonFacts(context: ProxyContext): Promise<DaemonFacts | undefined> {
   const now = performance.now();
   if (now < cache.expires) return Promise.resolve(cache.value);
   const entry = cache;
-  entry.pending ??= askFacts(context.socketPath).then(
+  entry.pending ??= askFacts(context).then(
     (facts) => {
       entry.value = facts;
       entry.expires = performance.now() + FACTS_TTL_MS;
@@ -119,7 +126,7 @@ const refused = (decision: Decision, status: number, message: string, close = fa
 async function lookup(context: ProxyContext, path: string): Promise<DockerAnswer> {
   const hold = context.held.budget.hold();
   try {
-    return await askDockerd(context.socketPath, 'GET', path, { ...LOOKUP, hold });
+    return await askDockerd(context.socketPath, 'GET', path, { ...lookupOptions(context), hold });
   } finally {
     hold.release();
   }

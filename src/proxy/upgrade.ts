@@ -135,6 +135,13 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
     refuse(400, 'This request carries a configuration the filter checks; it must not ask to upgrade the connection');
     return;
   }
+  // Likewise an answer the filter rewrites (inspect, lists, events under REDACT_ENV or
+  // VISIBLE_LABELS): this relay passes dockerd's answer as it is, environment values and hidden
+  // containers included. They are plain requests in the Docker API.
+  if (decision.obligations?.response !== undefined) {
+    refuse(400, 'The answer to this request is rewritten by the filter (REDACT_ENV, VISIBLE_LABELS); it must not ask to upgrade the connection');
+    return;
+  }
   if (framing.bodyLength < 0) {
     // Without a Content-Length this relay cannot tell the body from what follows it, and guessing
     // is how requests get smuggled. Docker clients always send a length.

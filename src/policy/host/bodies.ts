@@ -1,4 +1,5 @@
 import {
+  checkBind,
   checkCapabilities,
   checkHostConfig,
   checkHostPath,
@@ -74,6 +75,7 @@ function checkCreate(body: Decoded, context: CheckContext): BodyVerdict {
   const violation =
     (inner instanceof Map ? checkHostConfig(inner as Struct, 'HostConfig', context, volumes) : undefined) ??
     checkHostConfig(top, '', context, volumes) ??
+    checkVolumeKeys(top.get('Volumes'), context, volumes) ??
     checkEndpoints(top.get('NetworkingConfig'), context);
   // A user-defined network mode or endpoint may be the host network by its ID: dockerd is asked.
   const networks: string[] = [];
@@ -89,6 +91,15 @@ function checkCreate(body: Decoded, context: CheckContext): BodyVerdict {
     }
   }
   return verdict(violation, volumes, networks);
+}
+
+/** The keys of `Volumes`: anonymous volumes for dockerd, `-v` specs for Podman (`/etc:/host`). */
+function checkVolumeKeys(value: Decoded, context: CheckContext, volumes: string[]): Violation | undefined {
+  for (const key of asStruct(value).keys()) {
+    const problem = checkBind(key, `Volumes[${JSON.stringify(key)}]`, context, volumes);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
 }
 
 /** `NetworkingConfig.EndpointsConfig`: a container attached to the `host` network. */

@@ -1,6 +1,7 @@
 import type { DaemonFacts } from '../types.js';
 import type { Decoded } from './go-json.js';
 import { hostPathProblem } from './host-paths.js';
+import { bindModeProblem, isPodmanHostSource, mountFieldProblem, networkModeProblem } from './podman.js';
 import { normalizeCapability, type HostList, type HostSettings, type HostSwitch } from './settings.js';
 
 /**
@@ -188,6 +189,22 @@ export function checkMounts(value: Decoded, field: string, context: CheckContext
     const at = `${field}[${i}]`;
     const type = asString(mount.get('Type'));
     const source = asString(mount.get('Source'));
+    const text: Array<readonly [string, string]> = [
+      ['Source', source],
+      ['Target', asString(mount.get('Target'))],
+      ['Consistency', asString(mount.get('Consistency'))],
+      ['BindOptions.Propagation', asString(asStruct(mount.get('BindOptions'))?.get('Propagation'))],
+    ];
+    for (const [name, value] of text) {
+      const problem = mountFieldProblem(value);
+      if (problem !== null) return refuse(null, `${at}.${name}`, `is ${shown(value)}, which ${problem}`, 400);
+    }
+    // Podman makes the directory of an absolute source whatever the type; for dockerd a volume or
+    // image source is a name, and a tmpfs has none.
+    if ((type === 'volume' || type === 'tmpfs' || type === 'image') && source.startsWith('/')) {
+      const problem = checkHostPath(source, `${at}.Source`, context);
+      if (problem !== undefined) return problem;
+    }
     if (type === 'bind') {
       const problem = checkHostPath(source, `${at}.Source`, context);
       if (problem !== undefined) return problem;
@@ -311,9 +328,12 @@ function namespaceProblem(name: string, mode: string, context: CheckContext): st
       // On a cgroup v1 host, `host` is dockerd's own default.
       if (mode === 'host' && context.daemon?.cgroupVersion === '1') return null;
       break;
-    case 'NetworkMode':
+    case 'NetworkMode': {
+      const podman = networkModeProblem(mode);
+      if (podman !== null) return podman;
       if (mode !== 'host' && !other) return null;
       break;
+    }
     default:
       break;
   }
@@ -361,6 +381,11 @@ export function checkHostConfig(config: Struct, prefix: string, context: CheckCo
     if (annotations !== undefined && annotations.size > 0) {
       return refuse('allowUnconfined', at('Annotations'), 'passes annotations to the runtime, which some runtimes read as settings');
     }
+  }
+  const logPath = asStruct(asStruct(config.get('LogConfig'))?.get('Config'))?.get('path');
+  if (logPath !== undefined) {
+    const problem = checkHostPath(asString(logPath), `${at('LogConfig')}.Config["path"]`, context);
+    if (problem !== undefined) return problem;
   }
   const binds = asArray(config.get('Binds')) ?? [];
   for (let i = 0; i < binds.length; i++) {
@@ -414,15 +439,25 @@ export function checkResources(config: Struct, prefix: string, context: CheckCon
 }
 
 /**
- * One `Binds` entry, split as dockerd's Linux parser does: at most two `:`; one part is an anonymous
- * volume, otherwise the first part is a host path when absolute, a volume name when not.
+ * One `Binds` entry (or a key of `Volumes`, which Podman reads as one), split as dockerd's Linux
+ * parser does: at most two `:`; one part is an anonymous volume, otherwise the first part is a host
+ * path when absolute, a volume name when not. Named volumes go to `volumes`.
+ *
+ * @example
+ * ```ts
+ * checkBind('/etc:/host', 'HostConfig.Binds[0]', context, volumes); // { setting: 'allowBindMounts', … }
+ * ```
  */
-function checkBind(spec: string, field: string, context: CheckContext, volumes: string[]): Violation | undefined {
+export function checkBind(spec: string, field: string, context: CheckContext, volumes: string[]): Violation | undefined {
   const parts = spec.split(':');
   if (parts.length > 3 || parts[0] === '') return refuse(null, field, `is ${shown(spec)}, not a bind dockerd reads`, 400);
   if (parts.length === 1) return undefined;
+  const mode = bindModeProblem(parts[2] ?? '');
+  if (mode !== null) return refuse(null, field, `is ${shown(spec)}, which ${mode}`, 400);
   const source = parts[0] as string;
-  if (source.startsWith('/')) return checkHostPath(source, field, context);
+  // Podman reads a source starting with `.` as a host path (see podman.ts): judged as one, it is
+  // refused (not absolute).
+  if (source.startsWith('/') || isPodmanHostSource(source)) return checkHostPath(source, field, context);
   volumes.push(source);
   return undefined;
 }

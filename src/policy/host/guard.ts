@@ -13,6 +13,9 @@ import { HOST_LISTS, HOST_SWITCHES, type HostSettings } from './settings.js';
 
 type QueryCheck = (query: ParsedQuery, context: CheckContext) => Violation | undefined;
 
+/** The most volumes and networks one request may name (each is looked up on dockerd). */
+const MAX_LOOKUPS = 64;
+
 /** What an endpoint needs judged. */
 type Route =
   | { readonly body: BodyEndpoint }
@@ -199,6 +202,11 @@ export function createHostGuard(
 
     const result = endpoint.check(decoded, { settings, daemon: request?.daemon });
     if ('violation' in result) return refuse(result.violation);
+    // Each name below is a question to dockerd: a body naming thousands would make one request
+    // thousands of lookups. A create names a handful.
+    if (result.volumes.length + (result.networks?.length ?? 0) > MAX_LOOKUPS) {
+      return deny(400, 'PROTECT_HOST', `it names more than ${MAX_LOOKUPS} volumes and networks, each of which this guard would have to ask dockerd about`);
+    }
     const obligations: { -readonly [K in 'existingVolumes' | 'notHostNetworks']?: NonNullable<Obligations[K]> } = {};
     if (result.volumes.length > 0) {
       const grant = volumeGrant();

@@ -19,7 +19,11 @@ const MOUNT: StructSchema = struct(
   {
     Type: STRING,
     Source: STRING,
-    ...fields(['Target', 'ReadOnly', 'Consistency', 'BindOptions', 'ImageOptions', 'ClusterOptions']),
+    // Read because Podman writes them into one comma-separated option string (see podman.ts).
+    Target: STRING,
+    Consistency: STRING,
+    BindOptions: struct({ Propagation: STRING }, false),
+    ...fields(['ReadOnly', 'ImageOptions', 'ClusterOptions']),
     TmpfsOptions: struct({ SizeBytes: ANY, Mode: ANY, Options: arrayOf(arrayOf(STRING)) }, true),
     VolumeOptions: struct({ NoCopy: ANY, Labels: ANY, Subpath: STRING, DriverConfig: DRIVER }, true),
   },
@@ -43,11 +47,13 @@ const RESOURCES: Record<string, Schema> = {
 /** `container.HostConfig` (with the embedded `Resources`). */
 const HOST_CONFIG_FIELDS: Record<string, Schema> = {
   ...fields([
-    'ContainerIDFile', 'LogConfig', 'PortBindings', 'RestartPolicy', 'AutoRemove', 'ConsoleSize', 'CapDrop', 'Dns',
+    'ContainerIDFile', 'PortBindings', 'RestartPolicy', 'AutoRemove', 'ConsoleSize', 'CapDrop', 'Dns',
     'DnsOptions', 'DnsSearch', 'ExtraHosts', 'GroupAdd', 'Links', 'OomScoreAdj', 'PublishAllPorts', 'ReadonlyRootfs',
     'StorageOpt', 'ShmSize', 'Isolation', 'Init',
   ]),
   Binds: arrayOf(STRING),
+  // Podman reads a `path` option as a host file it appends the container's output to.
+  LogConfig: struct({ Type: STRING, Config: mapOf(STRING) }, false),
   Tmpfs: mapOf(STRING),
   NetworkMode: STRING,
   VolumeDriver: STRING,
@@ -75,7 +81,7 @@ const HOST_CONFIG: StructSchema = struct(HOST_CONFIG_FIELDS, true);
 /** `container.Config`: nothing in it reaches the host. */
 const CONFIG_FIELDS = fields([
   'Hostname', 'Domainname', 'User', 'AttachStdin', 'AttachStdout', 'AttachStderr', 'ExposedPorts', 'Tty', 'OpenStdin',
-  'StdinOnce', 'Env', 'Cmd', 'Healthcheck', 'ArgsEscaped', 'Image', 'Volumes', 'WorkingDir', 'Entrypoint',
+  'StdinOnce', 'Env', 'Cmd', 'Healthcheck', 'ArgsEscaped', 'Image', 'WorkingDir', 'Entrypoint',
   'NetworkDisabled', 'MacAddress', 'OnBuild', 'Labels', 'StopSignal', 'StopTimeout', 'Shell',
 ]);
 
@@ -94,6 +100,8 @@ const CONFIG_FIELDS = fields([
 export const CREATE_BODY: StructSchema = struct(
   {
     ...CONFIG_FIELDS,
+    // Anonymous volumes for dockerd; `-v` specs (binds among them) for Podman: the keys are judged.
+    Volumes: mapOf(ANY),
     ...HOST_CONFIG_FIELDS,
     Cpuset: ANY,
     HostConfig: HOST_CONFIG,

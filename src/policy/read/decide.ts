@@ -1,5 +1,7 @@
 import type { Decision, LabelRequirement, Obligations, ReadPolicy, RequestInfo, ResponseKind, ResponseRewrite, VisibleKind } from '../types.js';
+import { parseQuery, queryOf } from '../query.js';
 import { mergeQuery, type FilterKind } from './filters.js';
+import { psArgsShowEnvironment } from './ps-args.js';
 
 /**
  * What the read section of a policy adds to a decision a rule allowed: the forwarded target with
@@ -88,6 +90,15 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
       return withObligations(obligations, `${path}?${merged.query}`);
     };
 
+    // `top` runs the host's ps with the client's options, and procps prints a process's
+    // environment for the BSD option `e` (see ps-args.ts).
+    const topShowsEnvironment = (): Decision | undefined => {
+      const query = parseQuery(queryOf(decision.path ?? ''));
+      if (query.problem !== null) return refuse(decision, 400, 'redact-env', `${DENIED_BY}${method} ${rest}: its query cannot be read one way only (${query.problem})`);
+      if (!(query.params.get('ps_args') ?? []).some(psArgsShowEnvironment)) return undefined;
+      return refuse(decision, 403, 'redact-env', `${DENIED_BY}${method} ${rest}: its ps_args can make ps print the environment values of the processes, which are redacted (REDACT_ENV)`);
+    };
+
     switch (section) {
       case 'containers':
         if (count === 2) {
@@ -101,7 +112,11 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
           }
           return method === 'DELETE' ? visibleOnly('container', second) : decision;
         }
-        if (count >= 3) return visibleOnly('container', second, isGet && count === 3 && segments[3] === 'json' && redactEnv ? response('container-inspect') : undefined);
+        if (count >= 3) {
+          const top = redactEnv && isGet && count === 3 && segments[3] === 'top' ? topShowsEnvironment() : undefined;
+          if (top !== undefined) return top;
+          return visibleOnly('container', second, isGet && count === 3 && segments[3] === 'json' && redactEnv ? response('container-inspect') : undefined);
+        }
         return decision;
       case 'exec':
         if (count >= 3) return visibleOnly('exec', second, isGet && count === 3 && segments[3] === 'json' && redactEnv ? response('exec-inspect') : undefined);
@@ -120,7 +135,10 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
       case 'events':
         return isGet && count === 1 ? list('events', 'events') : decision;
       case 'networks':
-        return isGet && count === 2 && labels !== undefined ? withObligations({ response: response('network-inspect') }) : decision;
+        if (!isGet || labels === undefined) return decision;
+        if (count === 2) return withObligations({ response: response('network-inspect') });
+        // A list answered for API < 1.28 is detailed: every network with its containers.
+        return count === 1 ? withObligations({ response: response('network-list') }) : decision;
       case 'system':
         if (labels !== undefined && second === 'df') return refuse(decision, 403, 'visible-labels', `${DENIED_BY}${method} ${rest}: it lists every container (${VISIBLE_REASON})`);
         return decision;
@@ -134,6 +152,7 @@ export function createReadHook(read: ReadPolicy | undefined): ReadHook | undefin
         }
         if (second === 'generate') return refuse(decision, 403, 'redact-env', `${DENIED_BY}${method} ${rest}: its answer carries environment values, which are redacted (REDACT_ENV)`);
         if (isGet && second === 'containers' && count === 4 && segments[4] === 'json') return withObligations({ response: response('container-inspect') });
+        if (redactEnv && isGet && second === 'containers' && count === 4 && segments[4] === 'top') return topShowsEnvironment() ?? decision;
         return decision;
       default:
         return decision;

@@ -7,10 +7,12 @@ import type { LabelRequirement } from '../types.js';
 
 /**
  * Attribute names dockerd writes into a container event over the container's own labels (`image`,
- * `name`) or next to them (`exitCode`, `signal`, `execID`). A requirement on one of these could not
- * be judged on events: dockerd's `label` filter reads the attribute, not the label.
+ * `name`) or next to them (`exitCode`, `signal`, `execID`, and, 20.10 to 28.x, `width`/`height` of
+ * `resize`, `oldName` of `rename`, `comment`/`imageID`/`imageRef` of `commit`, `execDuration` of
+ * `exec_die`). A requirement on one of these could not be judged on events: dockerd's `label`
+ * filter reads the attribute, so a hidden container's event carrying it would pass.
  */
-const EVENT_ATTRIBUTES = new Set(['image', 'name', 'exitCode', 'signal', 'execID']);
+const EVENT_ATTRIBUTES = new Set(['image', 'name', 'exitCode', 'signal', 'execID', 'width', 'height', 'oldName', 'comment', 'imageID', 'imageRef', 'execDuration']);
 
 // Printable ASCII and beyond, but no control characters: a key or value with a line break or a
 // NUL is a configuration mistake, never a label anyone routes on.
@@ -31,7 +33,7 @@ function requirementProblem(key: string, value: string | undefined): string | nu
   }
   if (value !== undefined && value.includes(',')) return `has the value ${JSON.stringify(value)}, which contains ","`;
   if (EVENT_ATTRIBUTES.has(key)) {
-    return `uses the key ${JSON.stringify(key)}, which dockerd also writes into events (image, name, exitCode, signal, execID): a label filter on events would read dockerd's value instead`;
+    return `uses the key ${JSON.stringify(key)}, which dockerd also writes into events (${[...EVENT_ATTRIBUTES].join(', ')}): a label filter on events would read dockerd's value instead`;
   }
   return null;
 }

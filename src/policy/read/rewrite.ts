@@ -135,6 +135,12 @@ export function rewriteEvent(rewrite: ResponseRewrite, event: Json): Json | null
   return result;
 }
 
+/** A network with its `Containers` and `Services` emptied: they would name hidden ones. */
+function withoutMembers(network: Json): Json {
+  const result = update(network, ['Containers'], (members) => (isObject(members) ? {} : members));
+  return update(result, ['Services'], (members) => (isObject(members) ? {} : members));
+}
+
 /**
  * dockerd's answer (parsed JSON) as the client may see it, for the answer shape `rewrite.kind`:
  *
@@ -145,8 +151,8 @@ export function rewriteEvent(rewrite: ResponseRewrite, event: Json): Json | null
  * - `task-inspect` / `task-list`: `Spec.ContainerSpec.Env` redacted (a task's JSON does not carry its
  *   service's labels, which its visibility is judged on: the merged filter selects them);
  * - `exec-inspect`: `ProcessConfig.arguments` (and an `env`, where there is one) redacted;
- * - `network-inspect`: with `labels`, its `Containers` and `Services` emptied (they would name
- *   hidden ones);
+ * - `network-inspect` / `network-list`: with `labels`, `Containers` and `Services` emptied (they
+ *   would name hidden ones; a list answered for API < 1.28 carries them);
  * - `events`: one event, see `rewriteEvent` (`null` when dropped).
  *
  * Inspect answers are not judged on labels here: the request's `visible` obligation did that
@@ -178,12 +184,10 @@ export function rewriteResponse(rewrite: ResponseRewrite, body: Json): Json {
       return redact && Array.isArray(body) ? body.map((task: Json) => update(task, TASK_ENV, redactEnvList)) : body;
     case 'exec-inspect':
       return redact ? redactExec(body) : body;
-    case 'network-inspect': {
-      if (rewrite.labels === undefined || rewrite.labels.length === 0) return body;
-      let result = update(body, ['Containers'], (members) => (isObject(members) ? {} : members));
-      result = update(result, ['Services'], (members) => (isObject(members) ? {} : members));
-      return result;
-    }
+    case 'network-inspect':
+      return rewrite.labels === undefined || rewrite.labels.length === 0 ? body : withoutMembers(body);
+    case 'network-list':
+      return rewrite.labels === undefined || rewrite.labels.length === 0 || !Array.isArray(body) ? body : body.map(withoutMembers);
     case 'events':
       return rewriteEvent(rewrite, body);
     default:
