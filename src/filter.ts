@@ -8,6 +8,7 @@ import { createEvaluator, type Evaluate } from './policy/evaluate.js';
 import type { Policy } from './policy/types.js';
 import { tecnativaPreset } from './presets/tecnativa.js';
 import { createProxy, PROXY_DEFAULTS } from './proxy/index.js';
+import type { HeldBytesStats } from './proxy/held.js';
 import type { UpstreamPoolStats } from './proxy/pool.js';
 
 /**
@@ -56,9 +57,19 @@ export interface SocketFilterOptions {
   readonly upstreamWaitTimeoutMs?: number;
   /**
    * Milliseconds a declared request body may stop arriving before dockerd has answered anything;
-   * then the client gets `408` and the connection is closed. Default `60_000`.
+   * then the client gets `408` and the connection is closed. Default `60_000`. Also how long a
+   * client may read nothing of an answer held whole (a rewritten one) before it is cut.
    */
   readonly uploadIdleTimeoutMs?: number;
+  /**
+   * Bytes all connections of this filter together may hold whole: request bodies a policy's
+   * `protectHost` checks (read whole before they are judged) and the lookups it makes, and answers
+   * its `read` section rewrites (read whole, then written to the client). A request whose bytes do
+   * not fit gets `503` (`docker-socket-filter is saturated: …`), before anything of it is
+   * forwarded or any of the answer is sent. Default `16 MiB` (`16 * 1024 * 1024`). Without
+   * `protectHost` or `read`, nothing is held whole and this bounds nothing.
+   */
+  readonly maxHeldBytes?: number;
 }
 
 /**
@@ -113,6 +124,7 @@ export interface ResolvedSocketFilterOptions {
   readonly maxUpstreamConnections: number;
   readonly upstreamWaitTimeoutMs: number;
   readonly uploadIdleTimeoutMs: number;
+  readonly maxHeldBytes: number;
 }
 
 /**
@@ -154,6 +166,8 @@ export interface SocketFilter {
   readonly close: () => Promise<void>;
   /** How many connections to dockerd are open, idle, hijacked, and how many requests wait for one. */
   readonly upstreamStats: () => UpstreamPoolStats;
+  /** The bytes held whole now (`held`), the budget (`max`: `maxHeldBytes`), requests refused for it. */
+  readonly heldStats: () => HeldBytesStats;
   /**
    * Replaces the policy (`{ policy }`) or the clients (`{ clients }`) for the requests decided from
    * now on, validated exactly as `createSocketFilter` validates them; a bad value throws the same
@@ -192,6 +206,7 @@ const OPTION_KEYS = new Set([
   'maxUpstreamConnections',
   'upstreamWaitTimeoutMs',
   'uploadIdleTimeoutMs',
+  'maxHeldBytes',
 ]);
 const UPDATE_KEYS = new Set(['policy', 'clients']);
 
@@ -244,6 +259,7 @@ function resolveOptions(options: unknown): ResolvedSocketFilterOptions {
     maxUpstreamConnections: positiveInteger(given, 'maxUpstreamConnections'),
     upstreamWaitTimeoutMs: positiveInteger(given, 'upstreamWaitTimeoutMs'),
     uploadIdleTimeoutMs: positiveInteger(given, 'uploadIdleTimeoutMs'),
+    maxHeldBytes: positiveInteger(given, 'maxHeldBytes'),
   });
 }
 
@@ -285,6 +301,7 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
     maxUpstreamConnections: resolved.maxUpstreamConnections,
     upstreamWaitTimeoutMs: resolved.upstreamWaitTimeoutMs,
     uploadIdleTimeoutMs: resolved.uploadIdleTimeoutMs,
+    maxHeldBytes: resolved.maxHeldBytes,
   });
   const update = (next: SocketFilterUpdate): void => {
     if (typeof next !== 'object' || next === null || Array.isArray(next)) {
@@ -307,6 +324,7 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
       maxUpstreamConnections: resolved.maxUpstreamConnections,
       upstreamWaitTimeoutMs: resolved.upstreamWaitTimeoutMs,
       uploadIdleTimeoutMs: resolved.uploadIdleTimeoutMs,
+      maxHeldBytes: resolved.maxHeldBytes,
     });
     const compiled = compile(candidate);
     resolved = candidate;
@@ -318,6 +336,7 @@ export function createSocketFilter(options?: SocketFilterOptions): SocketFilter 
     upgrade: proxy.upgrade,
     close: proxy.close,
     upstreamStats: proxy.upstreamStats,
+    heldStats: proxy.heldStats,
     update,
     get policy() {
       return resolved.policy;

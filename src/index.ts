@@ -10,7 +10,7 @@ export type {
 } from './filter.js';
 export type { ClientMatch, ClientSpec } from './policy/clients.js';
 export { createFilterServer, FILTER_SERVER_DEFAULTS, MAX_TARGET_LENGTH, OVERLOADED_MESSAGE } from './proxy/index.js';
-export type { FilterHandlers, FilterServerOptions, RejectEvent } from './proxy/index.js';
+export type { FilterHandlers, FilterServerOptions, HeldBytesStats, RejectEvent } from './proxy/index.js';
 export { tecnativaPreset, TECNATIVA_DEFAULTS } from './presets/tecnativa.js';
 export { linuxserverPreset, LINUXSERVER_DEFAULTS } from './presets/linuxserver.js';
 export { parseGrant } from './presets/env.js';

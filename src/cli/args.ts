@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { DEFAULT_SOCKET_PATH } from '../filter.js';
+import { PROXY_DEFAULTS } from '../proxy/index.js';
 import { DEFAULT_LOG_LEVEL, LOG_LEVELS, parseLogLevel, type LogLevel } from '../log.js';
 import type { ClientSpec } from '../policy/clients.js';
 import type { ClientInfo, Policy } from '../policy/types.js';
@@ -45,6 +46,8 @@ export const CLI_DEFAULTS = Object.freeze({
   maxConnections: 4096,
   // Streams count: size it above the `events`/`logs -f`/attach streams the clients hold at once.
   maxUpstreamConnections: 512,
+  // Checked bodies and rewritten answers held whole, all connections together (see PROXY_DEFAULTS).
+  maxHeldBytes: PROXY_DEFAULTS.maxHeldBytes,
   // One process: most installs are small hosts, where memory matters more than a second core.
   workers: 1,
 });
@@ -92,6 +95,11 @@ export interface CliConfig {
   /** Connections to dockerd at once (`--max-upstream-connections`, `MAX_UPSTREAM_CONNECTIONS`). */
   readonly maxUpstreamConnections: number;
   /**
+   * Bytes held whole at once, checked bodies and rewritten answers of all connections together
+   * (`--max-held-bytes`, `MAX_HELD_BYTES`).
+   */
+  readonly maxHeldBytes: number;
+  /**
    * Processes serving (`--workers`, `WORKERS`): `1` is this process alone; `auto` one per core the
    * process may use. The limits above are the guard's, shared out between the workers.
    */
@@ -118,6 +126,7 @@ export type OperationalSetting =
   | 'graceMs'
   | 'maxConnections'
   | 'maxUpstreamConnections'
+  | 'maxHeldBytes'
   | 'metricsListen';
 
 /**
@@ -142,6 +151,7 @@ const VALUE_OPTIONS: Readonly<Record<string, { repeat: boolean }>> = {
   '--client': { repeat: false },
   '--listener': { repeat: false },
   '--max-upstream-connections': { repeat: false },
+  '--max-held-bytes': { repeat: false },
   '--workers': { repeat: false },
 };
 
@@ -277,6 +287,33 @@ export function parseMaxUpstreamConnections(text: string, source: string): numbe
   return Number(value);
 }
 
+/** The smallest `MAX_HELD_BYTES`: the largest body a host check reads must fit in an idle guard. */
+export const MIN_HELD_BYTES = 1024 * 1024;
+/** The largest `MAX_HELD_BYTES`. */
+export const MAX_HELD_BYTES = 64 * 1024 * 1024 * 1024;
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/**
+ * Reads a size in bytes, bare or with a unit, as Docker reads `--memory` (`k`, `m`, `g`, also
+ * written `KiB`, `MB`, …: all of them powers of 1024), from `MIN_HELD_BYTES` to `MAX_HELD_BYTES`.
+ *
+ * @example
+ * ```ts
+ * parseHeldBytes('64MiB', 'MAX_HELD_BYTES'); // 67108864
+ * parseHeldBytes('1048576', '--max-held-bytes'); // 1048576
+ * ```
+ */
+export function parseHeldBytes(text: string, source: string): number {
+  const match = /^([0-9]{1,15})\s*([a-z]*)$/i.exec(text.trim());
+  const unit = match === null ? undefined : SIZE_UNITS[(match[2] as string).toLowerCase()];
+  const value = match === null || unit === undefined ? Number.NaN : Number(match[1]) * unit;
+  if (!(value >= MIN_HELD_BYTES && value <= MAX_HELD_BYTES)) {
+    fail(`${source} \`${text}\`: expected a size from 1MiB to 64GiB, in bytes or with a unit (512KiB, 16MiB, 1GiB)`);
+  }
+  return value;
+}
+
 /**
  * Reads a number of worker processes: `auto`, or a whole number from 1 to `MAX_WORKERS`.
  *
@@ -314,7 +351,7 @@ export function ipv6Disabled(env: EnvLike): boolean {
  * @param argv - arguments after the program (`process.argv.slice(2)`).
  * @param env - the environment (`process.env`): the preset's variables, `PRESET`, `SOCKET_PATH`,
  *   `LOG_LEVEL`, `DISABLE_IPV6`, `LISTEN`, `LISTEN_SOCKET_MODE`, `SHUTDOWN_GRACE`, `MAX_CONNECTIONS`,
- *   `MAX_UPSTREAM_CONNECTIONS`, `WORKERS`.
+ *   `MAX_UPSTREAM_CONNECTIONS`, `MAX_HELD_BYTES`, `WORKERS`.
  * @example
  * ```ts
  * const result = parseCli(['check', 'GET', '/containers/json'], { CONTAINERS: '1' });
@@ -486,6 +523,15 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
         ? parseMaxUpstreamConnections(upstreamVar, 'MAX_UPSTREAM_CONNECTIONS')
         : CLI_DEFAULTS.maxUpstreamConnections;
 
+  const heldFlag = values['--max-held-bytes']?.[0];
+  const heldVar = variable(env, 'MAX_HELD_BYTES');
+  const maxHeldBytes =
+    heldFlag !== undefined
+      ? parseHeldBytes(heldFlag, '--max-held-bytes')
+      : heldVar !== undefined
+        ? parseHeldBytes(heldVar, 'MAX_HELD_BYTES')
+        : CLI_DEFAULTS.maxHeldBytes;
+
   const workersFlag = values['--workers']?.[0];
   const workersVar = variable(env, 'WORKERS');
   const workers =
@@ -521,6 +567,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
       graceMs: origin('--grace', 'SHUTDOWN_GRACE'),
       maxConnections: origin('--max-connections', 'MAX_CONNECTIONS'),
       maxUpstreamConnections: origin('--max-upstream-connections', 'MAX_UPSTREAM_CONNECTIONS'),
+      maxHeldBytes: origin('--max-held-bytes', 'MAX_HELD_BYTES'),
       metricsListen: origin('--metrics-listen', 'METRICS_LISTEN'),
     }),
     socketPath,
@@ -530,6 +577,7 @@ function parseOrThrow(argv: readonly string[], env: EnvLike): CliConfig {
     graceMs,
     maxConnections,
     maxUpstreamConnections,
+    maxHeldBytes,
     workers,
     check: check === undefined ? undefined : Object.freeze(check),
     json,
@@ -578,6 +626,7 @@ function config(command: 'help' | 'version'): CliConfig {
       graceMs: 'default',
       maxConnections: 'default',
       maxUpstreamConnections: 'default',
+      maxHeldBytes: 'default',
       metricsListen: 'default',
     } as const),
     socketPath: DEFAULT_SOCKET_PATH,
@@ -587,6 +636,7 @@ function config(command: 'help' | 'version'): CliConfig {
     graceMs: CLI_DEFAULTS.graceMs,
     maxConnections: CLI_DEFAULTS.maxConnections,
     maxUpstreamConnections: CLI_DEFAULTS.maxUpstreamConnections,
+    maxHeldBytes: CLI_DEFAULTS.maxHeldBytes,
     workers: CLI_DEFAULTS.workers,
     check: undefined,
     json: false,

@@ -11,6 +11,7 @@ const NAMES: Readonly<Record<OperationalSetting, { flag?: string; variable: stri
   graceMs: { flag: '--grace', variable: 'SHUTDOWN_GRACE', key: 'shutdownGrace' },
   maxConnections: { flag: '--max-connections', variable: 'MAX_CONNECTIONS', key: 'maxConnections' },
   maxUpstreamConnections: { flag: '--max-upstream-connections', variable: 'MAX_UPSTREAM_CONNECTIONS', key: 'maxUpstreamConnections' },
+  maxHeldBytes: { flag: '--max-held-bytes', variable: 'MAX_HELD_BYTES', key: 'maxHeldBytes' },
   metricsListen: { flag: '--metrics-listen', variable: 'METRICS_LISTEN', key: 'metricsListen' },
 };
 
@@ -62,6 +63,7 @@ export function applyConfigFile(cli: CliConfig, file: SocketFilterConfig, ipv6Di
     maxUpstreamConnections: given('maxUpstreamConnections', settings.maxUpstreamConnections !== undefined)
       ? (settings.maxUpstreamConnections as number)
       : cli.maxUpstreamConnections,
+    maxHeldBytes: given('maxHeldBytes', settings.maxHeldBytes !== undefined) ? (settings.maxHeldBytes as number) : cli.maxHeldBytes,
   });
 }
 
@@ -80,7 +82,7 @@ export function unreloadable(running: CliConfig, next: CliConfig): string | unde
   if (listenOf(running) !== listenOf(next)) return 'listen';
   const metricsOf = (config: CliConfig): string => (config.metricsListen === undefined ? '' : describeListenAddress(config.metricsListen));
   if (metricsOf(running) !== metricsOf(next)) return 'metricsListen';
-  for (const key of ['socketPath', 'logLevel', 'socketMode', 'graceMs', 'maxConnections', 'maxUpstreamConnections', 'minApiVersion'] as const) {
+  for (const key of ['socketPath', 'logLevel', 'socketMode', 'graceMs', 'maxConnections', 'maxUpstreamConnections', 'maxHeldBytes', 'minApiVersion'] as const) {
     if (running[key] !== next[key]) return key === 'graceMs' ? 'shutdownGrace' : key;
   }
   return undefined;
@@ -99,6 +101,7 @@ export function filterOptions(config: CliConfig): SocketFilterOptions {
     ...(config.clients !== undefined ? { clients: config.clients } : config.policy !== undefined ? { policy: config.policy } : {}),
     socketPath: config.socketPath,
     maxUpstreamConnections: config.maxUpstreamConnections,
+    maxHeldBytes: config.maxHeldBytes,
     ...(config.minApiVersion !== undefined ? { minApiVersion: config.minApiVersion } : {}),
   };
 }

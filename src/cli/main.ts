@@ -67,6 +67,9 @@ Options:
                          connections to dockerd at once, streams included; when all are busy
                          a request waits up to 10 s, then gets 503 (env MAX_UPSTREAM_CONNECTIONS;
                          default ${CLI_DEFAULTS.maxUpstreamConnections})
+  --max-held-bytes SIZE  bytes held whole at once, all connections together: bodies PROTECT_HOST
+                         checks, answers REDACT_ENV/VISIBLE_LABELS rewrite; beyond, 503
+                         (env MAX_HELD_BYTES; 1MiB to 64GiB; default ${CLI_DEFAULTS.maxHeldBytes / 1024 / 1024}MiB)
   --workers N|auto       serve in N processes sharing the listen addresses, each with its
                          share of the limits above; auto: one per core the process may use
                          (env WORKERS; default 1: this process alone); see docs/cli.md

@@ -25,6 +25,7 @@ export const CONFIG_KEYS = Object.freeze({
     'metricsListen',
     'maxConnections',
     'maxUpstreamConnections',
+    'maxHeldBytes',
     'shutdownGrace',
     'socketMode',
   ]),

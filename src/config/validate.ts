@@ -1,4 +1,4 @@
-import { checkMetricsApart, parseGrace, parseMaxUpstreamConnections, parseListenAddress, parseMaxConnections, parseSocketMode, describeListenAddress, type ListenAddress } from '../cli/args.js';
+import { checkMetricsApart, parseGrace, parseHeldBytes, parseMaxUpstreamConnections, parseListenAddress, parseMaxConnections, parseSocketMode, describeListenAddress, type ListenAddress } from '../cli/args.js';
 import { SocketFilterTypeError } from '../errors.js';
 import { LOG_LEVELS, type LogLevel } from '../log.js';
 import { parseVersionSetting } from '../policy/canonical.js';
@@ -50,6 +50,7 @@ export interface SocketFilterConfig {
     readonly metricsListen?: ListenAddress;
     readonly maxConnections?: number;
     readonly maxUpstreamConnections?: number;
+    readonly maxHeldBytes?: number;
     /** `shutdownGrace`, in milliseconds. */
     readonly graceMs?: number;
     readonly socketMode?: number;
@@ -327,6 +328,18 @@ function validate(data: unknown, options: ValidateConfigOptions): SocketFilterCo
   const maxConnections = integer(top.maxConnections, 'maxConnections', parseMaxConnections);
   const maxUpstreamConnections = integer(top.maxUpstreamConnections, 'maxUpstreamConnections', parseMaxUpstreamConnections);
   const graceMs = integer(top.shutdownGrace, 'shutdownGrace', parseGrace);
+  let maxHeldBytes: number | undefined;
+  if (top.maxHeldBytes !== undefined) {
+    // Bytes, or a size with a unit as MAX_HELD_BYTES takes ("64MiB").
+    if (typeof top.maxHeldBytes !== 'string' && (typeof top.maxHeldBytes !== 'number' || !Number.isFinite(top.maxHeldBytes))) {
+      fail('maxHeldBytes', 'must be a number of bytes or a size such as "64MiB"');
+    }
+    try {
+      maxHeldBytes = parseHeldBytes(String(top.maxHeldBytes), 'maxHeldBytes');
+    } catch (error) {
+      fail('maxHeldBytes', (error as Error).message.replace(/^\S+ `[^`]*`: /, ''));
+    }
+  }
   let socketMode: number | undefined;
   if (top.socketMode !== undefined) {
     // A string: YAML 1.2 reads an unquoted 0660 as the decimal number 660.
@@ -352,6 +365,7 @@ function validate(data: unknown, options: ValidateConfigOptions): SocketFilterCo
       ...(metricsListen !== undefined ? { metricsListen } : {}),
       ...(maxConnections !== undefined ? { maxConnections } : {}),
       ...(maxUpstreamConnections !== undefined ? { maxUpstreamConnections } : {}),
+      ...(maxHeldBytes !== undefined ? { maxHeldBytes } : {}),
       ...(graceMs !== undefined ? { graceMs } : {}),
       ...(socketMode !== undefined ? { socketMode } : {}),
     }),

@@ -1,5 +1,6 @@
 import type { Agent, IncomingHttpHeaders } from 'node:http';
 import { http } from '../node-http.js';
+import { refusalOf, type Hold } from './held.js';
 
 const { request } = http;
 
@@ -37,6 +38,12 @@ export interface AskOptions {
    * lookup costs dockerd and the guard more than the lookup. Default: a connection of its own.
    */
   readonly agent?: Agent;
+  /**
+   * Where the answer's bytes are counted as they arrive (the proxy's budget of held bytes, for a
+   * lookup made for a client's request); one that does not fit rejects with code
+   * `ERR_DSF_SATURATED`. The caller releases it when it no longer holds the answer.
+   */
+  readonly hold?: Hold;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -45,8 +52,9 @@ const DEFAULT_MAX_BYTES = 4 * 1024 * 1024;
 /**
  * One request from the guard itself to dockerd's socket, body-less, answered whole. Used only for
  * lookups the decision needs; never for a client's request (those go through the forwarder, which
- * streams). Rejects on a connection error, a timeout or an answer over `maxBytes`, with an error
- * whose `code` names it (`ECONNREFUSED`, `ETIMEDOUT`, `ERR_DSF_ANSWER_TOO_LARGE`).
+ * streams). Rejects on a connection error, a timeout, an answer over `maxBytes` or over what
+ * `hold` may take, with an error whose `code` names it (`ECONNREFUSED`, `ETIMEDOUT`,
+ * `ERR_DSF_ANSWER_TOO_LARGE`, `ERR_DSF_SATURATED`).
  *
  * @example
  * ```ts
@@ -62,9 +70,14 @@ export function askDockerd(socketPath: string, method: string, path: string, opt
       const chunks: Buffer[] = [];
       let length = 0;
       res.on('data', (chunk: Buffer) => {
+        if (req.destroyed) return;
         length += chunk.length;
         if (length > maxBytes) {
           req.destroy(Object.assign(new Error(`dockerd's answer to ${method} ${path} is over ${maxBytes} bytes`), { code: 'ERR_DSF_ANSWER_TOO_LARGE' }));
+          return;
+        }
+        if (options.hold !== undefined && !options.hold.grow(chunk.length)) {
+          req.destroy(refusalOf(options.hold, chunk.length));
           return;
         }
         chunks.push(chunk);

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { refusalOf, type Hold } from './held.js';
 
 /**
  * Reading a whole request body for a body check: the bytes inspected are the bytes forwarded. Only
@@ -13,26 +14,29 @@ export const BODY_TIMEOUT_MS = 30_000;
 
 /**
  * A body read whole, or why not: `413` over the bound (the rest is not read: the connection must be
- * closed), `408` when the client stopped sending, `400` when it went away or sent a broken body.
+ * closed), `503` when it does not fit the budget of held bytes (likewise), `408` when the client
+ * stopped sending, `400` when it went away or sent a broken body.
  *
  * @example
  * ```ts
- * const read = await readBody(req, 1 << 20);
+ * const read = await readBody(req, 1 << 20, hold);
  * if ('status' in read) sendJsonError(res, read.status, read.message, { close: true });
  * ```
  */
-export type BodyRead = { readonly body: Buffer } | { readonly status: 400 | 408 | 413; readonly message: string };
+export type BodyRead = { readonly body: Buffer } | { readonly status: 400 | 408 | 413 | 503; readonly message: string };
 
 /**
  * Reads `req`'s body (Node has already undone a chunked framing) up to `maxBytes`. A declared
- * `Content-Length` over the bound is refused before a byte is read.
+ * `Content-Length` over the bound is refused before a byte is read. The bytes count in `hold` as
+ * they arrive, not as declared: a client that declares a megabyte and sends nothing holds nothing
+ * of the budget. The caller releases `hold` once the body is forwarded or refused.
  *
  * @example
  * ```ts
- * const read = await readBody(req, decision.obligations.body.maxBytes);
+ * const read = await readBody(req, decision.obligations.body.maxBytes, context.held.budget.hold());
  * ```
  */
-export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs = BODY_TIMEOUT_MS): Promise<BodyRead> {
+export function readBody(req: IncomingMessage, maxBytes: number, hold: Hold, timeoutMs = BODY_TIMEOUT_MS): Promise<BodyRead> {
   const tooLarge = {
     status: 413,
     message: `The request body is larger than ${maxBytes} bytes, the most docker-socket-filter reads to check it`,
@@ -52,12 +56,16 @@ export function readBody(req: IncomingMessage, maxBytes: number, timeoutMs = BOD
       req.off('error', onError);
       req.off('aborted', onAborted);
       // What is left of a refused body is not read: the caller closes the connection.
-      if ('status' in result) req.pause();
+      if ('status' in result) {
+        chunks.length = 0;
+        req.pause();
+      }
       resolve(result);
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > maxBytes) finish(tooLarge);
+      else if (!hold.grow(chunk.length)) finish({ status: 503, message: refusalOf(hold, chunk.length).message });
       else chunks.push(chunk);
     };
     const onEnd = (): void => finish({ body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) });

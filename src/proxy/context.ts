@@ -4,6 +4,7 @@ import type { RequestEvent } from '../filter.js';
 import type { Evaluate } from '../policy/evaluate.js';
 import type { ClientInfo, Decision, RequestInfo } from '../policy/types.js';
 import { MAX_TARGET_LENGTH, TARGET_TOO_LONG_MESSAGE } from './limits.js';
+import type { HeldContext } from './held.js';
 import type { UpstreamPool } from './pool.js';
 import { headProblem, readRequestInfo, type RequestFraming } from './request-info.js';
 
@@ -14,7 +15,7 @@ export type { Evaluate };
  *
  * @example
  * ```ts
- * const context: ProxyContext = { evaluate, pin, socketPath, pool, lookups, onRequest: undefined, uploadIdleTimeoutMs: 60_000, closed: false, open: new Set() };
+ * const context: ProxyContext = { evaluate, pin, socketPath, pool, lookups, onRequest: undefined, uploadIdleTimeoutMs: 60_000, held, closed: false, open: new Set() };
  * ```
  */
 export interface ProxyContext {
@@ -34,6 +35,11 @@ export interface ProxyContext {
   readonly onRequest: ((event: RequestEvent) => void) | undefined;
   /** Milliseconds a declared request body may stop arriving before dockerd has answered. */
   readonly uploadIdleTimeoutMs: number;
+  /**
+   * The budget of bytes held whole (checked bodies, lookups, rewritten answers) shared by every
+   * connection, and how long a client may read nothing of a held answer (`uploadIdleTimeoutMs`).
+   */
+  readonly held: HeldContext;
   closed: boolean;
   /** Every client and upstream stream still open: hijacked pairs and in-flight responses. */
   readonly open: Set<{ destroy(): unknown }>;

@@ -160,6 +160,11 @@ export interface ForwardOptions {
    * Without it the body streams from the client as it comes.
    */
   readonly body?: Buffer;
+  /**
+   * Called once dockerd's socket has taken all of `body` (the kernel has it) or failed to: the
+   * guard holds it no longer. Not called when the exchange ends before it was written.
+   */
+  readonly onBodyWritten?: () => void;
   /** Milliseconds a declared body may stop arriving before dockerd has answered. */
   readonly uploadIdleTimeoutMs: number;
   /** Builds what the answer is written into instead of `res` (a rewrite of it). */
@@ -248,7 +253,9 @@ class Exchange implements UpstreamUser {
     const socket = connection.socket;
     socket.write(requestHead(this.req, this.path, body === undefined ? this.bodyLength : body.length), 'latin1');
     if (body !== undefined) {
-      if (body.length > 0) socket.write(body);
+      const written = this.options.onBodyWritten;
+      if (body.length > 0) socket.write(body, written === undefined ? undefined : () => written());
+      else written?.();
       this.requestSent = true;
     } else if (this.bodyLength !== 0) this.sendBody();
   }

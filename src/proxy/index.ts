@@ -1,6 +1,7 @@
 import { http } from '../node-http.js';
 import type { RequestEvent } from '../filter.js';
 import type { Evaluate, ProxyContext } from './context.js';
+import { createHeldBytes, type HeldBytesStats } from './held.js';
 import { createUpstreamPool, type UpstreamPoolStats } from './pool.js';
 import { createUpgradeHandler, type UpgradeHandler } from './upgrade.js';
 import { createWebHandler, type WebHandler } from './web.js';
@@ -8,6 +9,7 @@ import { createWebHandler, type WebHandler } from './web.js';
 export type { Evaluate } from './context.js';
 export type { UpgradeHandler } from './upgrade.js';
 export type { WebHandler } from './web.js';
+export type { HeldBytesStats } from './held.js';
 export { readRequestInfo, type RequestFraming } from './request-info.js';
 export { dockerErrorBody, sendJsonError, writeRawJsonError } from './deny.js';
 export { MAX_TARGET_LENGTH } from './limits.js';
@@ -38,11 +40,17 @@ const LOOKUP_SOCKETS = 32;
  * - `uploadIdleTimeoutMs`: how long a declared request body may stop arriving before dockerd has
  *   answered anything; then `408` and the connection is closed. nginx's `client_body_timeout` is
  *   60 s too; a `docker load` or build context on a slow link sends something far more often.
+ *   It is also how long a client may read nothing of an answer held whole before it is cut.
+ * - `maxHeldBytes`: the bytes all connections together may hold whole (checked request bodies
+ *   and the lookups of `protectHost`, rewritten answers of `read`); beyond, a request gets `503`.
+ *   A create body is a few KiB and an inspect rarely more than a few hundred; 16 MiB holds a
+ *   thousand creates at once, or one 12 MB inspect, and bounds what many connections can pin.
  */
 export const PROXY_DEFAULTS = Object.freeze({
   maxUpstreamConnections: 512,
   upstreamWaitTimeoutMs: 10_000,
   uploadIdleTimeoutMs: 60_000,
+  maxHeldBytes: 16 * 1024 * 1024,
 });
 
 /**
@@ -71,6 +79,8 @@ export interface ProxyOptions {
   readonly upstreamWaitTimeoutMs?: number | undefined;
   /** See `PROXY_DEFAULTS.uploadIdleTimeoutMs`. */
   readonly uploadIdleTimeoutMs?: number | undefined;
+  /** See `PROXY_DEFAULTS.maxHeldBytes`. */
+  readonly maxHeldBytes?: number | undefined;
 }
 
 /**
@@ -94,6 +104,8 @@ export interface Proxy {
   close(): Promise<void>;
   /** The upstream pool's counts: open, idle, hijacked connections and waiting requests. */
   upstreamStats(): UpstreamPoolStats;
+  /** The budget of bytes held whole: held now, its size, requests refused for it. */
+  heldStats(): HeldBytesStats;
 }
 
 /**
@@ -129,12 +141,16 @@ export function createProxy(options: ProxyOptions): Proxy {
   // The guard's own lookups (visibility) reuse their connections too, and close them when idle.
   // Bounded as well: at most LOOKUP_SOCKETS connections to dockerd for them, beside the pool's.
   const lookups = new Agent({ keepAlive: true, maxSockets: LOOKUP_SOCKETS, maxFreeSockets: 16, timeout: UPSTREAM_IDLE_TIMEOUT_MS });
+  const uploadIdleTimeoutMs = options.uploadIdleTimeoutMs ?? PROXY_DEFAULTS.uploadIdleTimeoutMs;
+  // One budget for every connection of this proxy: what one client holds, the others cannot.
+  const budget = createHeldBytes(options.maxHeldBytes ?? PROXY_DEFAULTS.maxHeldBytes);
   const context: ProxyContext = {
     evaluate: options.evaluate,
     pin: options.pin ?? ((): Evaluate => options.evaluate),
     socketPath: options.socketPath,
     onRequest: options.onRequest,
-    uploadIdleTimeoutMs: options.uploadIdleTimeoutMs ?? PROXY_DEFAULTS.uploadIdleTimeoutMs,
+    uploadIdleTimeoutMs,
+    held: { budget, idleTimeoutMs: uploadIdleTimeoutMs },
     pool,
     lookups,
     closed: false,
@@ -145,6 +161,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     handler: createWebHandler(context),
     upgrade: createUpgradeHandler(context),
     upstreamStats: () => pool.stats(),
+    heldStats: () => budget.stats(),
     close() {
       context.closed = true;
       pool.destroy();

@@ -2,9 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import createDebug from 'debug';
 import type { Evaluate } from '../policy/evaluate.js';
 import type { DaemonFacts, Decision, RequestInfo } from '../policy/types.js';
-import { askDockerd } from './ask.js';
+import { askDockerd, type DockerAnswer } from './ask.js';
 import { readBody } from './body.js';
 import { decide, loggablePath, type ProxyContext } from './context.js';
+import type { Hold } from './held.js';
 
 // A lookup's answer is small (`/info` is a few kilobytes) and should come at once. Lookups go on the
 // proxy's lookup agent: on connections of their own they escaped every bound (one per lookup, as
@@ -119,12 +120,28 @@ const refused = (decision: Decision, status: number, message: string, close = fa
 });
 
 /**
- * Does what `decision.obligations` asks: reads the body (within its bound) and decides again with
- * it and the daemon's facts, then checks that named volumes exist. Never rejects.
+ * A lookup of a volume or network for a request: its answer counts against the budget of held
+ * bytes while it is read, and no longer once it is (the caller reads two fields of it).
+ */
+async function lookup(context: ProxyContext, path: string): Promise<DockerAnswer> {
+  const hold = context.held.budget.hold();
+  try {
+    return await askDockerd(context.socketPath, 'GET', path, { ...lookupOptions(context), hold });
+  } finally {
+    hold.release();
+  }
+}
+
+const isSaturated = (error: unknown): boolean => (error as { code?: unknown }).code === 'ERR_DSF_SATURATED';
+
+/**
+ * Does what `decision.obligations` asks: reads the body (within its bound, counted in `hold`) and
+ * decides again with it and the daemon's facts, then checks that named volumes exist. Never
+ * rejects. The caller releases `hold` once the body is forwarded or refused.
  *
  * @example
  * ```ts
- * const outcome = await satisfyObligations(context, evaluate, req, method, target, request, decision);
+ * const outcome = await satisfyObligations(context, evaluate, req, method, target, request, decision, hold);
  * if (outcome.forward) forward(outcome.body);
  * ```
  */
@@ -136,12 +153,13 @@ export async function satisfyObligations(
   target: string,
   request: RequestInfo,
   first: Decision,
+  hold: Hold,
 ): Promise<Outcome> {
   let decision = first;
   let body: Buffer | undefined;
   const wanted = first.obligations?.body;
   if (wanted !== undefined) {
-    const read = await readBody(req, wanted.maxBytes);
+    const read = await readBody(req, wanted.maxBytes, hold);
     if ('status' in read) return refused(first, read.status, read.message, true);
     body = read.body;
     const contentType = headerValues(req, 'content-type');
@@ -162,11 +180,12 @@ export async function satisfyObligations(
   if (volumes !== undefined) {
     for (const name of volumes.names) {
       try {
-        const answer = await askDockerd(context.socketPath, 'GET', `/volumes/${encodeURIComponent(name)}`, lookupOptions(context));
+        const answer = await lookup(context, `/volumes/${encodeURIComponent(name)}`);
         if (answer.status === 404) return refused({ ...decision, rule: volumes.rule }, 403, volumes.reason.replaceAll('{name}', JSON.stringify(name)));
         if (answer.status !== 200) throw new Error(`dockerd answered ${answer.status}`);
       } catch (error) {
         log('%s %s: cannot check volume: %s', method, loggablePath(target), (error as Error).message);
+        if (isSaturated(error)) return refused(decision, 503, (error as Error).message);
         return refused(decision, 502, 'The Docker daemon could not tell whether a volume the request names exists');
       }
     }
@@ -175,7 +194,7 @@ export async function satisfyObligations(
   if (networks !== undefined) {
     for (const name of networks.names) {
       try {
-        const answer = await askDockerd(context.socketPath, 'GET', `/networks/${encodeURIComponent(name)}`, lookupOptions(context));
+        const answer = await lookup(context, `/networks/${encodeURIComponent(name)}`);
         // A network dockerd does not know cannot be joined: the request fails there.
         if (answer.status === 404) continue;
         if (answer.status !== 200) throw new Error(`dockerd answered ${answer.status}`);
@@ -183,6 +202,7 @@ export async function satisfyObligations(
         if (Driver === 'host') return refused({ ...decision, rule: networks.rule }, 403, networks.reason.replaceAll('{name}', JSON.stringify(name)));
       } catch (error) {
         log('%s %s: cannot check network: %s', method, loggablePath(target), (error as Error).message);
+        if (isSaturated(error)) return refused(decision, 503, (error as Error).message);
         return refused(decision, 502, 'The Docker daemon could not tell whether a network the request names is the host network');
       }
     }

@@ -6,6 +6,8 @@ import { MISSING_REF } from '../policy/read/target.js';
 import type { ResponseRewrite } from '../policy/types.js';
 import { sendJsonError } from './deny.js';
 import { flushHeldWrites, type ResponseSink, type SinkFactory } from './forward.js';
+import { refusalOf, type HeldContext } from './held.js';
+import { writeHeld } from './write-held.js';
 
 const log = createDebug('docker-socket-filter:read');
 
@@ -44,10 +46,16 @@ const isJson = (headers: readonly string[]): boolean => /^application\/json\b/i.
  * A sink that holds the whole answer (at most `maxBytes`, else `502`), when `applies` says so for
  * its status and headers, and sends what `finish` makes of it with a correct `Content-Length` and
  * dockerd's status, reason and other headers. Other answers pass straight through.
+ *
+ * What it holds counts against the proxy's budget (`held`) from the first byte of dockerd's body
+ * until the client's socket has taken the last byte of the answer (or the client is gone): an
+ * answer that does not fit gets `503` before a byte of its head is sent, and dockerd's exchange is
+ * dropped. The answer is written in slices with backpressure (`writeHeld`).
  */
 function bufferingSink(
   res: ServerResponse,
   abandon: () => void,
+  held: HeldContext,
   maxBytes: number,
   applies: (status: number, headers: readonly string[]) => boolean,
   finish: Finish,
@@ -56,18 +64,37 @@ function bufferingSink(
   let status = 0;
   let reason = '';
   let headers: string[] = [];
-  const chunks: Buffer[] = [];
+  let chunks: Buffer[] = [];
   let length = 0;
+  const hold = held.budget.hold();
+  res.once('close', hold.release);
 
-  const fail = (why: string): void => {
+  const fail = (why: string, answer: { status: number; message: string } = { status: 502, message: `The Docker socket filter could not rewrite the Docker daemon's answer: ${why}` }): void => {
     mode = 'done';
+    chunks = [];
+    hold.release();
     log('answer not rewritten: %s', why);
     abandon();
     if (res.headersSent) {
       flushHeldWrites(res);
       res.destroy();
     }
-    else sendJsonError(res, 502, `The Docker socket filter could not rewrite the Docker daemon's answer: ${why}`, { close: true });
+    else sendJsonError(res, answer.status, answer.message, { close: true });
+  };
+  const saturated = (more: number): void => {
+    const error = refusalOf(hold, more);
+    fail('it does not fit the budget of held bytes', { status: 503, message: error.message });
+  };
+  /** Keeps `chunk`, or refuses the answer; whether it was kept. */
+  const keep = (chunk: Buffer): boolean => {
+    length += chunk.length;
+    if (length > maxBytes) fail(`it is larger than ${maxBytes} bytes`);
+    else if (!hold.grow(chunk.length)) saturated(chunk.length);
+    else {
+      chunks.push(chunk);
+      return true;
+    }
+    return false;
   };
 
   return {
@@ -85,10 +112,7 @@ function bufferingSink(
     },
     write(chunk) {
       if (mode === 'through') return res.write(chunk);
-      if (mode !== 'buffer') return true;
-      length += chunk.length;
-      if (length > maxBytes) fail(`it is larger than ${maxBytes} bytes`);
-      else chunks.push(chunk);
+      if (mode === 'buffer') keep(chunk);
       return true;
     },
     end(last) {
@@ -98,32 +122,34 @@ function bufferingSink(
         return;
       }
       if (mode !== 'buffer') return;
-      if (last !== undefined) {
-        length += last.length;
-        if (length > maxBytes) {
-          fail(`it is larger than ${maxBytes} bytes`);
-          return;
-        }
-        chunks.push(last);
-      }
+      if (last !== undefined && !keep(last)) return;
       mode = 'done';
+      const whole = Buffer.concat(chunks, length);
+      // The pieces are garbage from here: only `whole`, then the rewritten answer, is held.
+      chunks = [];
       let result: { readonly headers: string[]; readonly body: Buffer };
       try {
-        result = finish(status, headers, Buffer.concat(chunks, length));
+        result = finish(status, headers, whole);
       } catch (error) {
-        mode = 'buffer';
         fail((error as Error).message);
         return;
       }
-      if (res.destroyed) return;
+      if (res.destroyed) {
+        hold.release();
+        return;
+      }
+      // What is held from here is the answer to send, in place of dockerd's.
+      if (!hold.resize(result.body.length)) {
+        saturated(result.body.length - hold.bytes);
+        return;
+      }
       try {
         res.writeHead(status, reason, result.headers);
       } catch (error) {
-        mode = 'buffer';
         fail((error as Error).message);
         return;
       }
-      res.end(result.body);
+      writeHeld(res, result.body, hold, held.idleTimeoutMs);
     },
     flushHeaders() {
       if (mode === 'through') res.flushHeaders();
@@ -138,16 +164,17 @@ function bufferingSink(
 /**
  * The sink that rewrites a JSON answer (`container-inspect`, lists, …) with `rewriteResponse`:
  * only a `200` answer is rewritten; errors pass untouched. An answer that is not JSON, or over
- * `MAX_REWRITTEN_BYTES`, gets `502` (and a debug line; the request's log line says 502).
+ * `MAX_REWRITTEN_BYTES`, gets `502` (and a debug line; the request's log line says 502); one that
+ * does not fit what is left of the budget of held bytes (`held`), `503`.
  *
  * @example
  * ```ts
- * forwardRequest(pool, open, req, res, path, 0, onError, jsonRewriteSink({ kind: 'container-inspect', redactEnv: true }));
+ * forwardRequest(pool, open, req, res, path, 0, onError, jsonRewriteSink({ kind: 'container-inspect', redactEnv: true }, held));
  * ```
  */
-export function jsonRewriteSink(rewrite: ResponseRewrite, maxBytes = MAX_REWRITTEN_BYTES): SinkFactory {
+export function jsonRewriteSink(rewrite: ResponseRewrite, held: HeldContext, maxBytes = MAX_REWRITTEN_BYTES): SinkFactory {
   return (res, abandon) =>
-    bufferingSink(res, abandon, maxBytes, (status) => status === 200, (_status, headers, body) => {
+    bufferingSink(res, abandon, held, maxBytes, (status) => status === 200, (_status, headers, body) => {
       if (!isJson(headers)) throw new Error('it is not JSON');
       let value: unknown;
       try {
@@ -168,12 +195,12 @@ export function jsonRewriteSink(rewrite: ResponseRewrite, maxBytes = MAX_REWRITT
  *
  * @example
  * ```ts
- * forwardRequest(pool, open, req, res, withVisibleRef(path, MISSING_REF), 0, onError, missingRefSink('web', 'GET'));
+ * forwardRequest(pool, open, req, res, withVisibleRef(path, MISSING_REF), 0, onError, missingRefSink('web', 'GET', held));
  * ```
  */
-export function missingRefSink(ref: string, method: string): SinkFactory {
+export function missingRefSink(ref: string, method: string, held: HeldContext): SinkFactory {
   return (res, abandon) =>
-    bufferingSink(res, abandon, MAX_ERROR_BYTES, () => true, (_status, headers, body) => {
+    bufferingSink(res, abandon, held, MAX_ERROR_BYTES, () => true, (_status, headers, body) => {
       const quoted = isJson(headers) ? JSON.stringify(ref).slice(1, -1) : ref;
       if (method === 'HEAD') {
         const declared = headerValue(headers, 'content-length');

@@ -5,8 +5,10 @@ import { http } from '../node-http.js';
 import { MISSING_REF, withVisibleRef } from '../policy/read/target.js';
 import type { Decision, ResponseRewrite } from '../policy/types.js';
 import type { SinkFactory } from './forward.js';
+import type { HeldContext } from './held.js';
 import { eventsSink, jsonRewriteSink, missingRefSink } from './read-sinks.js';
 import { answerHeaders, resolveVisible, type LookupTarget, type Visibility } from './visible.js';
+import { writeHeld } from './write-held.js';
 
 const { STATUS_CODES } = http;
 
@@ -21,10 +23,23 @@ const log = createDebug('docker-socket-filter:read');
 /** A container inspect's decided target: `/v1.41/containers/<ref>/json`, with or without a query. */
 const INSPECT = /^(?:\/v[0-9.]+)?\/containers\/[^/?]+\/json(?:\?|$)/;
 
+/**
+ * Where the read obligations go: dockerd for the lookups, and the proxy's budget for what they and
+ * a rewrite hold whole.
+ *
+ * @example
+ * ```ts
+ * const target: ReadTarget = { socketPath, agent, held: { budget, idleTimeoutMs: 60_000 } };
+ * ```
+ */
+export interface ReadTarget extends LookupTarget {
+  readonly held: HeldContext;
+}
+
 /** The sink that carries out a `response` obligation. */
-function responseSink(rewrite: ResponseRewrite | undefined): SinkFactory | undefined {
+function responseSink(rewrite: ResponseRewrite | undefined, held: HeldContext): SinkFactory | undefined {
   if (rewrite === undefined) return undefined;
-  return rewrite.kind === 'events' ? eventsSink(rewrite) : jsonRewriteSink(rewrite);
+  return rewrite.kind === 'events' ? eventsSink(rewrite) : jsonRewriteSink(rewrite, held);
 }
 
 /**
@@ -44,16 +59,17 @@ export function hasReadObligations(decision: Decision): boolean {
  * Carries out the read obligations of an allowed plain request: looks up the object a `visible`
  * obligation names, then calls `forward` with the target to send (the object's full ID in place of
  * the client's reference, or the stand-in for a missing one) and the sink of the answer; or answers
- * itself (a prefix ambiguous among visible objects). `fail` gets what kept dockerd from being
- * asked (the caller answers 502).
+ * itself (a prefix ambiguous among visible objects, a visible container's inspect). `fail` gets
+ * what kept dockerd from being asked (the caller answers 502), or a lookup that did not fit the
+ * budget of held bytes (code `ERR_DSF_SATURATED`: 503).
  *
  * @example
  * ```ts
- * fulfilReadObligations({ socketPath }, 'GET', decision, res, (path, sink) => forwardRequest(…, path, …, sink), onError);
+ * fulfilReadObligations({ socketPath, held }, 'GET', decision, res, (path, sink) => forwardRequest(…, path, …, sink), onError);
  * ```
  */
 export function fulfilReadObligations(
-  dockerd: LookupTarget,
+  dockerd: ReadTarget,
   method: string,
   decision: Decision,
   res: ServerResponse,
@@ -62,38 +78,60 @@ export function fulfilReadObligations(
 ): void {
   const path = decision.path as string;
   const visible = decision.obligations?.visible;
-  const sink = responseSink(decision.obligations?.response);
+  const sink = responseSink(decision.obligations?.response, dockerd.held);
   if (visible === undefined) {
     forward(path, sink);
     return;
   }
   // A container inspect is its own lookup: asked on the decided target, its answer is the answer.
   const inspect = method === 'GET' && visible.kind === 'container' && INSPECT.test(path) ? path : undefined;
-  resolveVisible(dockerd, visible, inspect).then(
+  // The lookups' answers are held whole while they are read, and a visible inspect's until the
+  // client has it: all of it counts against the budget.
+  const hold = dockerd.held.budget.hold();
+  res.once('close', hold.release);
+  resolveVisible(dockerd, visible, inspect, hold).then(
     (outcome) => {
-      if (res.destroyed) return;
+      if (res.destroyed) {
+        hold.release();
+        return;
+      }
       log('%s %s %s -> %s', method, visible.kind, JSON.stringify(visible.id.slice(0, 80)), outcome.action);
+      if (outcome.action === 'forward' && outcome.answer !== undefined) {
+        const answer = outcome.answer;
+        const headers = answerHeaders(answer);
+        headers.push('Content-Length', String(answer.body.length));
+        const reason = STATUS_CODES[answer.status] ?? '';
+        if (sink === undefined) {
+          res.writeHead(answer.status, reason, headers);
+          writeHeld(res, answer.body, hold, dockerd.held.idleTimeoutMs);
+          return;
+        }
+        // The sink counts the answer again as it takes it (synchronously, so nothing takes the
+        // budget in between): what the lookup held is handed over, not counted twice.
+        hold.release();
+        const out = sink(res, () => undefined);
+        out.writeHead(answer.status, reason, headers);
+        out.end(answer.body);
+        return;
+      }
+      // Nothing of the lookups is held from here: they were read, and their answers are garbage.
+      hold.release();
       switch (outcome.action) {
         case 'forward':
-          if (outcome.answer !== undefined) {
-            const out = sink === undefined ? res : sink(res, () => undefined);
-            const headers = answerHeaders(outcome.answer);
-            headers.push('Content-Length', String(outcome.answer.body.length));
-            out.writeHead(outcome.answer.status, STATUS_CODES[outcome.answer.status] ?? '', headers);
-            out.end(outcome.answer.body);
-            return;
-          }
           forward(withVisibleRef(path, outcome.ref), sink);
           return;
         case 'missing':
-          forward(withVisibleRef(path, MISSING_REF), missingRefSink(visible.id, method));
+          forward(withVisibleRef(path, MISSING_REF), missingRefSink(visible.id, method, dockerd.held));
           return;
         case 'answer':
           res.writeHead(outcome.status, [...outcome.headers]);
           res.end(method === 'HEAD' ? undefined : outcome.body);
       }
     },
-    (error: unknown) => fail(error instanceof Error ? error : new Error(String(error))),
+    (error: unknown) => {
+      hold.release();
+      fail(error instanceof Error ? error : new Error(String(error)));
+    },
   );
 }
 
@@ -136,11 +174,11 @@ function writeRawAnswer(socket: Duplex, status: number, headers: readonly string
  *
  * @example
  * ```ts
- * fulfilUpgradeVisibility({ socketPath }, decision, socket, (path, rewrite) => relay(…, path, …, rewrite), fail, answered);
+ * fulfilUpgradeVisibility({ socketPath, held }, decision, socket, (path, rewrite) => relay(…, path, …, rewrite), fail, answered);
  * ```
  */
 export function fulfilUpgradeVisibility(
-  dockerd: LookupTarget,
+  dockerd: ReadTarget,
   decision: Decision,
   socket: Duplex,
   relay: (path: string, rewriteRefusal?: (answer: Buffer) => Buffer) => void,
@@ -153,8 +191,10 @@ export function fulfilUpgradeVisibility(
     relay(path);
     return;
   }
-  resolveVisible(dockerd, visible).then(
+  const hold = dockerd.held.budget.hold();
+  resolveVisible(dockerd, visible, undefined, hold).then(
     (outcome: Visibility) => {
+      hold.release();
       if (socket.destroyed) return;
       log('upgrade %s %s -> %s', visible.kind, JSON.stringify(visible.id.slice(0, 80)), outcome.action);
       if (outcome.action === 'forward') relay(withVisibleRef(path, outcome.ref));
@@ -164,6 +204,9 @@ export function fulfilUpgradeVisibility(
         writeRawAnswer(socket, outcome.status, outcome.headers, outcome.body);
       }
     },
-    (error: unknown) => fail(error instanceof Error ? error : new Error(String(error))),
+    (error: unknown) => {
+      hold.release();
+      fail(error instanceof Error ? error : new Error(String(error)));
+    },
   );
 }

@@ -155,11 +155,12 @@ function handleUpgrade(context: ProxyContext, req: IncomingMessage, socket: Dupl
   }
   // An attach or exec of an object the client may not see: looked up first (see read.ts).
   fulfilUpgradeVisibility(
-    { socketPath: context.socketPath, agent: context.lookups },
+    { socketPath: context.socketPath, agent: context.lookups, held: context.held },
     decision,
     socket,
     (path, rewriteRefusal) => relay(context, req, socket, head, path, framing.bodyLength, outcome, rewriteRefusal),
-    (error) => void upstreamFailureMessage(error, context.socketPath).then((message) => refuse(502, message)),
+    (error) =>
+      void upstreamFailureMessage(error, context.socketPath).then((message) => refuse((error as { code?: unknown }).code === 'ERR_DSF_SATURATED' ? 503 : 502, message)),
     (status) => (outcome.status = status),
   );
 }

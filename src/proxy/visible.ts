@@ -3,6 +3,7 @@ import { formatRequirement, labelsSatisfy } from '../policy/read/labels.js';
 import type { LabelRequirement, VisibleKind } from '../policy/types.js';
 import type { Agent } from 'node:http';
 import { askDockerd, type DockerAnswer } from './ask.js';
+import type { Hold } from './held.js';
 
 /**
  * Whether the object a request names is one the client may see, asked of dockerd. dockerd resolves
@@ -234,7 +235,9 @@ async function task(ask: Ask, ref: string, labels: readonly LabelRequirement[]):
  * Looks up the object a `visible` obligation names and says how to go on (see `Visibility`).
  * `inspectPath`, for a container inspect, is the client's decided target: the lookup is then made
  * on it, and a visible container's answer comes back with the outcome (no second request). Rejects
- * when dockerd cannot be asked (the caller answers 502).
+ * when dockerd cannot be asked (the caller answers 502). The lookups' answers are counted in
+ * `hold`, when given (rejecting with code `ERR_DSF_SATURATED` when they do not fit); the caller
+ * releases it once it no longer holds them (for a visible inspect, once its answer is written).
  *
  * @example
  * ```ts
@@ -246,8 +249,14 @@ export function resolveVisible(
   dockerd: LookupTarget,
   visible: { readonly kind: VisibleKind; readonly id: string; readonly labels: readonly LabelRequirement[] },
   inspectPath?: string,
+  hold?: Hold,
 ): Promise<Visibility> {
-  const options = { timeoutMs: 10_000, maxBytes: 32 * 1024 * 1024, ...(dockerd.agent === undefined ? {} : { agent: dockerd.agent }) };
+  const options = {
+    timeoutMs: 10_000,
+    maxBytes: 32 * 1024 * 1024,
+    ...(dockerd.agent === undefined ? {} : { agent: dockerd.agent }),
+    ...(hold === undefined ? {} : { hold }),
+  };
   const ask: Ask = (path) => askDockerd(dockerd.socketPath, 'GET', path, options);
   switch (visible.kind) {
     case 'container':

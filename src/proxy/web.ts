@@ -7,6 +7,7 @@ import { checkBeforeDeciding, clientFields, decideAndLog, loggablePath, report, 
 import { sendJsonError } from './deny.js';
 import { upstreamFailureMessage } from './upstream-error.js';
 import { forwardRequest, type SinkFactory } from './forward.js';
+import type { Hold } from './held.js';
 import { inTurn, MAX_PIPELINED_REQUESTS } from './lane.js';
 import { satisfyObligations } from './obligations.js';
 import { fulfilReadObligations, hasReadObligations } from './read.js';
@@ -215,12 +216,13 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
   // What is forwarded: on `to` (the decided path, or the full ID of a visible object in place of
   // the client's reference), with the body a check read (if one did), into `sink` (a rewrite).
   const forwarder =
-    (body: Buffer | undefined) =>
+    (body: Buffer | undefined, bodyHold?: Hold) =>
     (to: string, sink?: SinkFactory): void => {
       try {
         forwardRequest(context.pool, context.open, req, res, to, framing.bodyLength, hooks, {
           uploadIdleTimeoutMs: context.uploadIdleTimeoutMs,
           ...(body === undefined ? {} : { body }),
+          ...(bodyHold === undefined ? {} : { onBodyWritten: bodyHold.release }),
           ...(sink === undefined ? {} : { sink }),
         });
       } catch (error) {
@@ -229,27 +231,37 @@ function handle(context: ProxyContext, req: IncomingMessage, res: ServerResponse
       }
     };
   // Then a policy's read section: a lookup first (visibility), a rewriting sink (redaction).
-  const proceed = (final: Decision, body?: Buffer): void => {
-    const forward = forwarder(body);
-    if (hasReadObligations(final)) fulfilReadObligations({ socketPath: context.socketPath, agent: context.lookups }, method, final, res, forward, onError);
-    else forward(final.path ?? path);
+  const proceed = (final: Decision, body?: Buffer, bodyHold?: Hold): void => {
+    const forward = forwarder(body, bodyHold);
+    if (hasReadObligations(final)) {
+      fulfilReadObligations({ socketPath: context.socketPath, agent: context.lookups, held: context.held }, method, final, res, forward, onError);
+    } else forward(final.path ?? path);
   };
   if (!hasHostObligations(decision)) {
     proceed(decision);
     return;
   }
-  // A body check or a question to dockerd first (see `Decision.obligations`).
-  void satisfyObligations(context, evaluate, req, method, target, request, decision).then((outcome) => {
+  // A body check or a question to dockerd first (see `Decision.obligations`). The body counts
+  // against the budget of held bytes from its first byte until dockerd's socket has it, or the
+  // request is over (refused, failed, the client gone).
+  const hold = context.held.budget.hold();
+  res.once('close', hold.release);
+  void satisfyObligations(context, evaluate, req, method, target, request, decision, hold).then((outcome) => {
     const final = outcome.decision;
     if (reported !== undefined) Object.assign(reported, { allowed: outcome.forward, rule: final.rule, reason: final.reason });
-    if (res.destroyed) return;
+    if (res.destroyed) {
+      hold.release();
+      return;
+    }
     if (!outcome.forward) {
+      hold.release();
       log('%s %s -> %d %s', method, loggablePath(path), outcome.status, final.rule);
       failedStatus = outcome.status;
       sendJsonError(res, outcome.status, outcome.message, { close: outcome.close });
       return;
     }
-    proceed(final, outcome.body);
+    if (outcome.body === undefined) hold.release();
+    proceed(final, outcome.body, hold);
   });
 }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { Evaluate } from '../../src/policy/evaluate.js';
 import type { Decision } from '../../src/policy/types.js';
-import { createProxy } from '../../src/proxy/index.js';
+import { createProxy, type Proxy, type ProxyOptions } from '../../src/proxy/index.js';
 import { serve, type ServedFilter } from './filter-server.js';
 
 /**
@@ -98,12 +98,14 @@ export const allowAll = (_method: string, target: string): Decision => ({
 export interface FakeProxy {
   readonly fake: FakeDockerd;
   readonly served: ServedFilter;
+  /** The proxy itself, for its stats. */
+  readonly proxy: Proxy;
 }
 
 /**
  * Registers, in the calling `describe`, a temp directory for fake dockerd sockets and the closing of
  * whatever `start` started after each test; `start` puts a bare proxy deciding with `evaluate` in
- * front of a fresh fake dockerd.
+ * front of a fresh fake dockerd, with `options` of `createProxy` besides its `evaluate` and socket.
  *
  * @example
  * ```ts
@@ -113,7 +115,7 @@ export interface FakeProxy {
  * });
  * ```
  */
-export function fakeProxies(prefix: string): { start(evaluate: Evaluate): Promise<FakeProxy> } {
+export function fakeProxies(prefix: string): { start(evaluate: Evaluate, options?: Partial<ProxyOptions>): Promise<FakeProxy> } {
   let directory = '';
   const started: FakeProxy[] = [];
   beforeAll(async () => {
@@ -129,11 +131,12 @@ export function fakeProxies(prefix: string): { start(evaluate: Evaluate): Promis
     await rm(directory, { recursive: true, force: true });
   });
   return {
-    async start(evaluate) {
+    async start(evaluate, options = {}) {
       const fake = await fakeDockerd(directory, `d${Date.now()}${Math.random().toString(36).slice(2, 8)}.sock`);
-      const served = await serve(createProxy({ evaluate, socketPath: fake.socketPath }));
-      started.push({ fake, served });
-      return { fake, served };
+      const proxy = createProxy({ ...options, evaluate, socketPath: fake.socketPath });
+      const served = await serve(proxy);
+      started.push({ fake, served, proxy });
+      return { fake, served, proxy };
     },
   };
 }

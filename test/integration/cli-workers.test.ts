@@ -329,12 +329,47 @@ describe('--workers 2', () => {
   });
 });
 
+describe('--workers shares the budget of held bytes', () => {
+  let id: string | undefined;
+  afterAll(async () => {
+    if (id !== undefined) await dockerRequest(dockerSocket, 'DELETE', `/containers/${id}?force=1`);
+  });
+
+  it('each worker holds its share: an inspect of 1.5 MB fits a budget of 2 MiB, not a worker’s half of it', async () => {
+    const labels = Object.fromEntries(Array.from({ length: 1_500 }, (_, i) => [`label.${i}`, 'x'.repeat(1_000)]));
+    const created = await dockerRequest(dockerSocket, 'POST', '/containers/create?name=dsf-workers-held', { Image: BUSYBOX_IMAGE, Cmd: ['true'], Labels: labels, HostConfig: { NetworkMode: 'none' } });
+    expect(created.status, created.body).toBe(201);
+    id = (JSON.parse(created.body) as { Id: string }).Id;
+    // One process holds the whole budget: the answer fits.
+    const single = start(['--listen', '127.0.0.1:0', '--max-held-bytes', '2MiB'], { CONTAINERS: '1', REDACT_ENV: '1' });
+    const singlePort = Number(/listen=127\.0\.0\.1:(\d+)/.exec(await single.line(/msg=listening/))?.[1]);
+    const whole = await ask({ port: singlePort }, `/v1.41/containers/${id}/json`);
+    expect(whole.status).toBe(200);
+    expect(whole.body.length).toBeGreaterThan(1_500_000);
+    // Two workers hold 1 MiB each: every one of them refuses it.
+    const { port } = await serveTwo(['--max-held-bytes', '2MiB'], { CONTAINERS: '1', REDACT_ENV: '1' });
+    for (let i = 0; i < 4; i++) {
+      const answer = await ask({ port }, `/v1.41/containers/${id}/json`);
+      expect(answer.status).toBe(503);
+      expect(JSON.parse(answer.body).message).toContain('this request needs more than the 1 MiB it holds at most');
+    }
+  });
+});
+
 describe('--workers refusals', () => {
   it('refuses limits too small to share, before starting anything', async () => {
     const running = start(['--workers', '3', '--max-upstream-connections', '2', '--listen', '127.0.0.1:0']);
     expect((await running.exit()).code).toBe(2);
     expect(running.stderr()).toBe(
       'docker-socket-filter: --max-upstream-connections/MAX_UPSTREAM_CONNECTIONS is 2, less than one connection for each of the 3 workers: raise it or lower --workers/WORKERS\n',
+    );
+  });
+
+  it('refuses a budget of held bytes that leaves a worker less than 1 MiB', async () => {
+    const running = start(['--workers', '3', '--max-held-bytes', '2m', '--listen', '127.0.0.1:0']);
+    expect((await running.exit()).code).toBe(2);
+    expect(running.stderr()).toBe(
+      'docker-socket-filter: --max-held-bytes/MAX_HELD_BYTES is 2097152, less than 1MiB for each of the 3 workers: raise it or lower --workers/WORKERS\n',
     );
   });
 

@@ -399,6 +399,6 @@ describe('metrics', () => {
       return { code, out, err };
     };
     expect(await run(good)).toEqual({ code: 0, out: `${good}: valid: clients reader, writer, monitor; listen tcp, ro\n`, err: '' });
-    expect(await run(bad)).toEqual({ code: 2, out: '', err: `docker-socket-filter: ${bad}: listenOn: is not a known key (known here: $schema, listen, clients, policy, socketPath, minApiVersion, logLevel, metricsListen, maxConnections, maxUpstreamConnections, shutdownGrace, socketMode)\n` });
+    expect(await run(bad)).toEqual({ code: 2, out: '', err: `docker-socket-filter: ${bad}: listenOn: is not a known key (known here: $schema, listen, clients, policy, socketPath, minApiVersion, logLevel, metricsListen, maxConnections, maxUpstreamConnections, maxHeldBytes, shutdownGrace, socketMode)\n` });
   });
 });

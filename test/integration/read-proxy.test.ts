@@ -1,6 +1,6 @@
 import { request } from 'node:http';
-import type { Socket } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { connect, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
 import { REDACTED } from '../../src/index.js';
 import type { Decision, ResponseRewrite } from '../../src/policy/types.js';
 import { MAX_EVENT_BYTES, MAX_REWRITTEN_BYTES } from '../../src/proxy/read-sinks.js';
@@ -92,7 +92,10 @@ describe('a rewritten JSON answer is framed as dockerd frames it', () => {
   });
 
   it(`an answer over ${MAX_REWRITTEN_BYTES} bytes gets 502, and its connection is dropped`, async () => {
-    const { fake, served } = await proxies.start(rewriting({ kind: 'container-list', redactEnv: true, labels: [{ key: 'a' }] }));
+    // A budget above the bound, so that the bound is what refuses it.
+    const { fake, served } = await proxies.start(rewriting({ kind: 'container-list', redactEnv: true, labels: [{ key: 'a' }] }), {
+      maxHeldBytes: 2 * MAX_REWRITTEN_BYTES,
+    });
     fake.onRequest = (socket) => {
       socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Transfer-Encoding: chunked\r\n\r\n`);
       const piece = `[${'"x",'.repeat(256 * 1024)}`;
@@ -112,6 +115,138 @@ describe('a rewritten JSON answer is framed as dockerd frames it', () => {
     expect(answer.status).toBe(502);
     expect(JSON.parse(answer.body)).toEqual({ message: expect.stringContaining(`larger than ${MAX_REWRITTEN_BYTES} bytes`) });
     await expect.poll(() => fake.closed.length).toBeGreaterThan(0);
+  });
+});
+
+/** A JSON inspect of about `bytes` bytes: its size is in a label. */
+const bigInspect = (bytes: number): string => `{"Id":"abc","Config":{"Env":["DB_PASSWORD=hunter2"],"Labels":{"big":"${'x'.repeat(bytes)}"}}}\n`;
+
+/** Answers every request with `body`, chunked in pieces of 64 KiB, as dockerd writes a big answer. */
+function answerChunked(body: string): (socket: Socket) => void {
+  return (socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\n${DOCKERD_HEADERS}Transfer-Encoding: chunked\r\n\r\n`);
+    let offset = 0;
+    const more = (): void => {
+      while (offset < body.length && !socket.destroyed) {
+        const piece = body.slice(offset, offset + 64 * 1024);
+        offset += piece.length;
+        if (!socket.write(`${piece.length.toString(16)}\r\n${piece}\r\n${offset >= body.length ? '0\r\n\r\n' : ''}`)) {
+          socket.once('drain', more);
+          return;
+        }
+      }
+    };
+    more();
+  };
+}
+
+/** Sends a request head on a raw connection that never reads its answer. */
+function neverReads(port: number, path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.pause();
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe('the budget of held bytes', () => {
+  const proxies = fakeProxies('dsf-read-held-');
+  const sockets: Socket[] = [];
+  afterEach(() => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+  });
+
+  it('an answer that does not fit gets 503 naming the setting, before any of it is sent; dockerd’s exchange is dropped and the budget given back', async () => {
+    const { fake, served, proxy } = await proxies.start(rewriting({ kind: 'container-inspect', redactEnv: true }), { maxHeldBytes: 1024 * 1024 });
+    fake.onRequest = answerChunked(bigInspect(2 * 1024 * 1024));
+    const answer = await get(served.port, '/v1.41/containers/abc/json');
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body)).toEqual({
+      message: 'docker-socket-filter is saturated: this request needs more than the 1 MiB it holds at most for checked request bodies and rewritten answers (maxHeldBytes, MAX_HELD_BYTES); raise it',
+    });
+    expect(answer.body).not.toContain('xxxx');
+    await expect.poll(() => fake.closed.length).toBeGreaterThan(0);
+    expect(proxy.heldStats()).toEqual({ held: 0, max: 1024 * 1024, refused: 1 });
+  });
+
+  it('while other answers hold the budget, one more gets 503 (retry later); once they are read, it fits', async () => {
+    const { fake, served, proxy } = await proxies.start(rewriting({ kind: 'container-inspect', redactEnv: true }), { maxHeldBytes: 20 * 1024 * 1024 });
+    fake.onRequest = answerChunked(bigInspect(12 * 1024 * 1024));
+    // A client that never reads holds its 12 MiB answer: the kernel's buffers take only part of it.
+    sockets.push(await neverReads(served.port, '/v1.41/containers/abc/json'));
+    await expect.poll(() => proxy.heldStats().held, { timeout: 10_000 }).toBeGreaterThan(12 * 1024 * 1024);
+    const refused = await get(served.port, '/v1.41/containers/abc/json');
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(refused.body).message).toMatch(/^docker-socket-filter is saturated: the 20 MiB it holds at most .* \(maxHeldBytes, MAX_HELD_BYTES\) are in use; retry later$/);
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await expect.poll(() => proxy.heldStats().held).toBe(0);
+    const served2 = await get(served.port, '/v1.41/containers/abc/json');
+    expect(served2.status).toBe(200);
+    expect(served2.body.length).toBeGreaterThan(12 * 1024 * 1024);
+    expect(served2.body).not.toContain('hunter2');
+    expect(Number(served2.headers['content-length'])).toBe(Buffer.byteLength(served2.body));
+    await expect.poll(() => proxy.heldStats().held).toBe(0);
+  });
+
+  it('a client that reads nothing of a held answer is cut after uploadIdleTimeoutMs, and the budget is given back', async () => {
+    const { fake, served, proxy } = await proxies.start(rewriting({ kind: 'container-inspect', redactEnv: true }), { uploadIdleTimeoutMs: 500 });
+    fake.onRequest = answerChunked(bigInspect(14 * 1024 * 1024));
+    const socket = await neverReads(served.port, '/v1.41/containers/abc/json');
+    sockets.push(socket);
+    await expect.poll(() => proxy.heldStats().held, { timeout: 10_000 }).toBeGreaterThan(14 * 1024 * 1024);
+    await expect.poll(() => proxy.heldStats().held, { timeout: 10_000 }).toBe(0);
+    // The guard closed its side: the client, reading at last, gets part of the answer and an end.
+    const got = await new Promise<number>((resolve) => {
+      let length = 0;
+      socket.on('data', (chunk: Buffer) => (length += chunk.length));
+      socket.once('close', () => resolve(length));
+      socket.resume();
+    });
+    expect(got).toBeLessThan(14 * 1024 * 1024);
+  });
+
+  it('a client that reads slowly, pausing less than uploadIdleTimeoutMs, gets the whole answer', async () => {
+    const { fake, served, proxy } = await proxies.start(rewriting({ kind: 'container-inspect', redactEnv: true }), { uploadIdleTimeoutMs: 2_000 });
+    const body = bigInspect(14 * 1024 * 1024);
+    fake.onRequest = answerChunked(body);
+    const socket = await neverReads(served.port, '/v1.41/containers/abc/json');
+    sockets.push(socket);
+    const received = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      let length = 0;
+      socket.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        length += chunk.length;
+        // A pause after every 4 MiB, each shorter than the idle timeout.
+        if (Math.floor((length - chunk.length) / (4 << 20)) !== Math.floor(length / (4 << 20))) {
+          socket.pause();
+          setTimeout(() => socket.resume(), 300);
+        }
+        const text = Buffer.concat(chunks).toString('latin1');
+        const end = text.indexOf('\r\n\r\n');
+        const declared = /content-length: (\d+)/i.exec(text);
+        if (end !== -1 && declared !== null && length >= end + 4 + Number(declared[1])) resolve(Buffer.concat(chunks).subarray(end + 4));
+      });
+      socket.resume();
+    });
+    expect(received.toString('utf8')).toBe(body.replace('hunter2', REDACTED));
+    await expect.poll(() => proxy.heldStats().held).toBe(0);
+  });
+
+  it('a visible container’s inspect that does not fit gets 503, and nothing is forwarded', async () => {
+    const { fake, served, proxy } = await proxies.start(
+      (method, target) => ({ ...allowAll(method, target), obligations: { visible: { kind: 'container', id: 'abc', labels: [{ key: 'big' }] } } }),
+      { maxHeldBytes: 1024 * 1024 },
+    );
+    fake.onRequest = answerChunked(bigInspect(2 * 1024 * 1024));
+    const answer = await get(served.port, '/v1.41/containers/abc/json');
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body).message).toContain('(maxHeldBytes, MAX_HELD_BYTES)');
+    expect(fake.heads.map((head) => head.split('\r\n')[0])).toEqual(['GET /v1.41/containers/abc/json HTTP/1.1']);
+    await expect.poll(() => proxy.heldStats().held).toBe(0);
   });
 });
 

@@ -1,17 +1,18 @@
 // Attack class: pinning the guard's memory through what the read and host settings hold whole. The
 // body check reads a checked body whole (up to 1 MiB, for 30 s) before it judges it, and a rewritten
-// answer (REDACT_ENV, VISIBLE_LABELS) is read whole (up to 32 MiB) and handed to the client's socket
-// in one write. Guarantee 14 (docs/security.md) says one connection makes the guard buffer at most
-// 512 KiB whatever its peers do; these connections never finish their body, or never read.
+// answer (REDACT_ENV, VISIBLE_LABELS) is read whole (up to 32 MiB) before it is sent. Guarantee 14
+// (docs/security.md) says one connection makes the guard buffer at most 512 KiB whatever its peers
+// do, and that what is held whole is bounded across connections by one budget (MAX_HELD_BYTES,
+// 16 MiB by default); these connections never finish their body, or never read.
 //
-// KNOWN FAILING (red team, see the report): neither path is bounded per connection nor across
-// connections. 48 connections each holding a 1 MB checked body pin 48 MB for 30 s (4096 of them,
-// the default MAX_CONNECTIONS, 4 GB); a client that does not read a rewritten answer pins all of it
-// (plus a copy while it is written) for as long as it stays: 10 such clients of a 12 MB inspect
-// pinned 244 MB of buffers in the embedding process. Proposed fix: a budget shared by all
-// connections for the bytes held whole (checked bodies, rewritten answers), beyond which a request
-// is answered 503 (or waits), the rewritten answer written in slices with backpressure, and
-// guarantee 14 reworded to name both.
+// Found by the red team: neither path was bounded per connection nor across connections. 48
+// connections each holding a 1 MB checked body pinned 48 MB for 30 s (4096 of them, the default
+// MAX_CONNECTIONS, 4 GB); a client that did not read a rewritten answer pinned all of it (plus a
+// copy while it was written) for as long as it stayed: 10 such clients of a 12 MB inspect pinned
+// 244 MB of buffers in the embedding process. Fixed by the budget of held bytes shared by all
+// connections of a filter (src/proxy/held.ts): what does not fit is answered 503 naming the setting,
+// and a held answer is written in slices with backpressure (src/proxy/write-held.ts), its client
+// cut when it reads nothing of it for uploadIdleTimeoutMs.
 import { connect, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { dockerRequest } from '../helpers/dockerd.js';
@@ -44,6 +45,42 @@ afterAll(async () => {
   if (large !== undefined) await removeContainer(socketPath, large);
 });
 
+/** What the guard answered on `socket` so far (at most the first 4 KiB), read for a moment. */
+function answered(socket: Socket, ms = 1_000): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const done = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      resolve(text);
+    };
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('latin1');
+      if (text.length >= 4096) done();
+    };
+    const timer = setTimeout(done, ms);
+    socket.on('data', onData);
+    socket.resume();
+  });
+}
+
+/**
+ * Every connection got nothing yet (the guard holds its body, or its answer waits for it), a `503`
+ * naming the budget, or (`served`) the start of a `200`; and at least one got the `503`.
+ */
+async function expectHeldOrRefused(served: boolean): Promise<void> {
+  const answers = await Promise.all(sockets.map((socket) => answered(socket)));
+  const refused = answers.filter((text) => text.startsWith('HTTP/1.1 503 '));
+  for (const text of answers) {
+    if (text.startsWith('HTTP/1.1 503 ')) {
+      expect(text).toContain('docker-socket-filter is saturated: ');
+      expect(text).toContain('(maxHeldBytes, MAX_HELD_BYTES)');
+    } else if (!(served && text.startsWith('HTTP/1.1 200 '))) expect(text).toBe('');
+  }
+  expect(refused.length).toBeGreaterThan(0);
+}
+
 function open(port: number, text: string | Buffer): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
@@ -70,6 +107,7 @@ describe('bounded memory per connection with the read and host settings', () => 
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const during = await guard.probe({ gc: true });
     expect(during.arrayBuffers - before.arrayBuffers).toBeLessThanOrEqual(CONNECTIONS * PER_CONNECTION_BYTES);
+    await expectHeldOrRefused(false);
   }, 60_000);
 
   it(`${CONNECTIONS} non-reading clients of a rewritten 12 MB answer stay within 512 KiB each`, async () => {
@@ -87,5 +125,6 @@ describe('bounded memory per connection with the read and host settings', () => 
       await new Promise((resolve) => setTimeout(resolve, 500));
     }
     expect(most).toBeLessThanOrEqual(bound);
+    await expectHeldOrRefused(true);
   }, 60_000);
 });

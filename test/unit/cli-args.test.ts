@@ -192,6 +192,33 @@ describe('connection limits', () => {
     expect(refusal([], { MAX_UPSTREAM_CONNECTIONS: text })).toMatch(/^MAX_UPSTREAM_CONNECTIONS `.*`: expected/);
   });
 
+  test('the budget of held bytes: 16 MiB by default', () => {
+    expect(config([]).maxHeldBytes).toBe(16 * 1024 * 1024);
+  });
+
+  test.each<[string, number]>([
+    ['1048576', 1024 * 1024],
+    ['1024k', 1024 * 1024],
+    ['1024KiB', 1024 * 1024],
+    ['16m', 16 * 1024 * 1024],
+    ['16MB', 16 * 1024 * 1024],
+    [' 64 MiB ', 64 * 1024 * 1024],
+    ['2g', 2 * 1024 ** 3],
+    ['64GiB', 64 * 1024 ** 3],
+  ])('--max-held-bytes %j', (text, value) => {
+    expect(config(['--max-held-bytes', text]).maxHeldBytes).toBe(value);
+    expect(config([], { MAX_HELD_BYTES: text }).maxHeldBytes).toBe(value);
+  });
+
+  test('the flag wins over the variable', () => {
+    expect(config(['--max-held-bytes', '2m'], { MAX_HELD_BYTES: '4m' }).maxHeldBytes).toBe(2 * 1024 * 1024);
+  });
+
+  test.each(['0', '1048575', '1000k', '65g', '16 M B', '16TB', '-16m', '1.5m', 'lots', '9999999999999999g'])('--max-held-bytes %j is refused', (text) => {
+    expect(refusal(['--max-held-bytes', text])).toBe(`--max-held-bytes \`${text}\`: expected a size from 1MiB to 64GiB, in bytes or with a unit (512KiB, 16MiB, 1GiB)`);
+    expect(refusal([], { MAX_HELD_BYTES: text })).toMatch(/^MAX_HELD_BYTES `.*`: expected a size from 1MiB to 64GiB/);
+  });
+
   test.each([
     ['1', 1],
     ['2', 2],
@@ -369,7 +396,10 @@ describe('config file, metrics and client flags', () => {
       graceMs: 'flag',
       maxConnections: 'env',
       maxUpstreamConnections: 'default',
+      maxHeldBytes: 'default',
       metricsListen: 'default',
     });
+    expect(config(['--max-held-bytes', '2m']).origins.maxHeldBytes).toBe('flag');
+    expect(config([], { MAX_HELD_BYTES: '2m' }).origins.maxHeldBytes).toBe('env');
   });
 });

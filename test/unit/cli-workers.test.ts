@@ -34,6 +34,24 @@ describe('shareOf', () => {
       '--max-upstream-connections/MAX_UPSTREAM_CONNECTIONS is 3, less than one connection for each of the 4 workers: raise it or lower --workers/WORKERS',
     );
   });
+
+  const MiB = 1024 * 1024;
+  const OneMiB = { amount: MiB, words: '1MiB' };
+  test.each([
+    [16 * MiB, 1, 16 * MiB],
+    [16 * MiB, 4, 4 * MiB],
+    [16 * MiB, 3, Math.floor((16 * MiB) / 3)],
+    [16 * MiB, 16, MiB],
+  ])('the budget of held bytes: %d shared by %d workers, %d each', (total, workers, share) => {
+    expect(shareOf(total, workers, 'MAX_HELD_BYTES', '--max-held-bytes', OneMiB)).toBe(share);
+    expect(share * workers).toBeLessThanOrEqual(total);
+  });
+
+  test('a budget that leaves a worker less than 1 MiB (the largest checked body) is refused', () => {
+    expect(shareOf(16 * MiB, 17, 'MAX_HELD_BYTES', '--max-held-bytes', OneMiB)).toBe(
+      '--max-held-bytes/MAX_HELD_BYTES is 16777216, less than 1MiB for each of the 17 workers: raise it or lower --workers/WORKERS',
+    );
+  });
 });
 
 describe('workerCount', () => {

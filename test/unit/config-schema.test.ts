@@ -61,9 +61,12 @@ logLevel: warning
 metricsListen: 127.0.0.1:9180
 maxConnections: 0
 maxUpstreamConnections: 64
+maxHeldBytes: 64MiB
 shutdownGrace: 2.5
 socketMode: "0600"`,
   ],
+  ['a budget of held bytes in bytes', `${preset}\nmaxHeldBytes: 1048576`],
+  ['a budget of held bytes with a unit', `${preset}\nmaxHeldBytes: "2g"`],
   ['IPv6 clients', 'clients: [{ name: v6, match: { address: ["fd00::/64", "::1"] }, policy: { preset: tecnativa } }]'],
   // The host protection and read variables (issues 14 and 16) and definePolicy's sections.
   ['PROTECT_HOST with string lists', 'policy: { preset: tecnativa, env: { CONTAINERS: 1, POST: 1, PROTECT_HOST: 1, ALLOW_BIND_MOUNTS: "/srv, /opt/appdata", ALLOW_CAPABILITIES: "NET_ADMIN,cap_sys_time" } }'],
@@ -134,6 +137,9 @@ const INVALID: readonly [string, string][] = [
   ['an unquoted socket mode', `${preset}\nsocketMode: 0660`],
   ['a negative connection limit', `${preset}\nmaxConnections: -1`],
   ['no upstream connection at all', `${preset}\nmaxUpstreamConnections: 0`],
+  ['a budget of held bytes below 1 MiB', `${preset}\nmaxHeldBytes: 1000`],
+  ['a budget of held bytes in an unknown unit', `${preset}\nmaxHeldBytes: 16MB2`],
+  ['a budget of held bytes as a list', `${preset}\nmaxHeldBytes: [16MiB]`],
   ['a grace period too long', `${preset}\nshutdownGrace: 3601`],
   ['a bad API version', `${preset}\nminApiVersion: "1"`],
   ['PROTECT_HOST as a boolean', 'policy: { preset: tecnativa, env: { PROTECT_HOST: true } }'],

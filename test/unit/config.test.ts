@@ -75,6 +75,7 @@ logLevel: debug
 metricsListen: "127.0.0.1:9180"
 maxConnections: 100
 maxUpstreamConnections: 64
+maxHeldBytes: 32MiB
 shutdownGrace: 1.5
 socketMode: "0600"
 `);
@@ -84,6 +85,7 @@ socketMode: "0600"
       metricsListen: { kind: 'tcp', host: '127.0.0.1', port: 9180 },
       maxConnections: 100,
       maxUpstreamConnections: 64,
+      maxHeldBytes: 32 * 1024 * 1024,
       graceMs: 1500,
       socketMode: 0o600,
     });

@@ -22,10 +22,18 @@ describe('createSocketFilter options', () => {
       maxUpstreamConnections: 512,
       upstreamWaitTimeoutMs: 10_000,
       uploadIdleTimeoutMs: 60_000,
+      maxHeldBytes: 16 * 1024 * 1024,
     });
+    expect(filter.heldStats()).toEqual({ held: 0, max: 16 * 1024 * 1024, refused: 0 });
     expect(filter.policy?.name).toBe('tecnativa');
     expect(Object.isFrozen(filter)).toBe(true);
     expect(Object.isFrozen(filter.options)).toBe(true);
+  });
+
+  test('maxHeldBytes sizes the budget heldStats reports', () => {
+    const filter = createSocketFilter({ maxHeldBytes: 1024 * 1024 });
+    expect(filter.options.maxHeldBytes).toBe(1024 * 1024);
+    expect(filter.heldStats()).toEqual({ held: 0, max: 1024 * 1024, refused: 0 });
   });
 
   test('the result is a new object; the caller options are not kept or changed', () => {
@@ -46,6 +54,10 @@ describe('createSocketFilter options', () => {
     [{ maxUpstreamConnections: 1.5 }, '`maxUpstreamConnections`'],
     [{ upstreamWaitTimeoutMs: '10' }, '`upstreamWaitTimeoutMs`'],
     [{ uploadIdleTimeoutMs: -1 }, '`uploadIdleTimeoutMs`'],
+    [{ maxHeldBytes: 0 }, '`maxHeldBytes`'],
+    [{ maxHeldBytes: 1024.5 }, '`maxHeldBytes`'],
+    [{ maxHeldBytes: '16MiB' }, '`maxHeldBytes`'],
+    [{ maxHeldBytes: Number.POSITIVE_INFINITY }, '`maxHeldBytes`'],
     [{ policy: 'tecnativa' }, '`policy`'],
     [{ policy: { name: 'x', rules: [], extra: 1 } }, '`policy.extra`'],
     [{ policy: { name: '', rules: [] } }, '`policy.name`'],

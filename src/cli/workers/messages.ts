@@ -19,6 +19,7 @@ export type ToWorker =
       /** The worker's share of the guard's limits. */
       readonly maxConnections: number;
       readonly maxUpstreamConnections: number;
+      readonly maxHeldBytes: number;
       readonly reusePort: boolean;
       /** The config file's text as the primary read it (last reload included). */
       readonly configText?: string;

@@ -17,17 +17,25 @@ export function canReusePort(version = process.version, platform: string = proce
 /**
  * One worker's share of a limit of the whole guard: the limit divided by the workers, rounded down
  * so that together they never exceed it; 0 (no limit) stays 0. A limit too small for every worker
- * to get one is refused with the line to print.
+ * to get `least` (one connection; for bytes, what one request may need) is refused with the line to
+ * print.
  *
  * @example
  * ```ts
  * shareOf(512, 2, 'MAX_UPSTREAM_CONNECTIONS', '--max-upstream-connections'); // 256
  * shareOf(1, 2, 'MAX_UPSTREAM_CONNECTIONS', '--max-upstream-connections'); // a message
+ * shareOf(2 << 20, 4, 'MAX_HELD_BYTES', '--max-held-bytes', { amount: 1 << 20, words: '1MiB' }); // a message
  * ```
  */
-export function shareOf(total: number, workers: number, variable: string, flag: string): number | string {
+export function shareOf(
+  total: number,
+  workers: number,
+  variable: string,
+  flag: string,
+  least: { readonly amount: number; readonly words: string } = { amount: 1, words: 'one connection' },
+): number | string {
   if (total === 0) return 0;
   const share = Math.floor(total / workers);
-  if (share >= 1) return share;
-  return `${flag}/${variable} is ${total}, less than one connection for each of the ${workers} workers: raise it or lower --workers/WORKERS`;
+  if (share >= least.amount) return share;
+  return `${flag}/${variable} is ${total}, less than ${least.words} for each of the ${workers} workers: raise it or lower --workers/WORKERS`;
 }

@@ -4,7 +4,7 @@ import createDebug from 'debug';
 import { readConfigText } from '../../config/index.js';
 import type { Logger } from '../../log.js';
 import type { Metrics, MetricsSnapshot } from '../../metrics/index.js';
-import { describeListenAddress, type CliConfig, type ListenAddress } from '../args.js';
+import { describeListenAddress, MIN_HELD_BYTES, type CliConfig, type ListenAddress } from '../args.js';
 import type { Output } from '../commands.js';
 import { clearStaleSocket, StartupError } from '../listen.js';
 import {
@@ -76,9 +76,12 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
   const shares = {
     maxConnections: shareOf(config.maxConnections, count, 'MAX_CONNECTIONS', '--max-connections'),
     maxUpstreamConnections: shareOf(config.maxUpstreamConnections, count, 'MAX_UPSTREAM_CONNECTIONS', '--max-upstream-connections'),
+    // Each worker must still hold the largest body a host check reads, as a single guard does.
+    maxHeldBytes: shareOf(config.maxHeldBytes, count, 'MAX_HELD_BYTES', '--max-held-bytes', { amount: MIN_HELD_BYTES, words: '1MiB' }),
   };
   if (typeof shares.maxConnections === 'string') return fatal(io, shares.maxConnections);
   if (typeof shares.maxUpstreamConnections === 'string') return fatal(io, shares.maxUpstreamConnections);
+  if (typeof shares.maxHeldBytes === 'string') return fatal(io, shares.maxHeldBytes);
   if (process.argv[1] === undefined) return fatal(io, '--workers needs the CLI started as a program (node dist/cli.js), not evaluated');
   try {
     await checkDockerSocket(config.socketPath, logger);
@@ -137,6 +140,7 @@ async function primary(config: CliConfig, context: ServeContext, options: Primar
         listen,
         maxConnections: shares.maxConnections as number,
         maxUpstreamConnections: shares.maxUpstreamConnections as number,
+        maxHeldBytes: shares.maxHeldBytes as number,
         reusePort,
         ...(configText !== undefined ? { configText } : {}),
       };

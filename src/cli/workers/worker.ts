@@ -48,6 +48,7 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv,
     listen: start.listen,
     maxConnections: start.maxConnections,
     maxUpstreamConnections: start.maxUpstreamConnections,
+    maxHeldBytes: start.maxHeldBytes,
   });
 
   const signals = new EventEmitter();
