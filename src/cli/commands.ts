@@ -44,9 +44,17 @@ export function check(config: CliConfig, io: Output): number {
   if (config.json) io.stdout(`${JSON.stringify(decision)}\n`);
   else {
     const who = decision.client === undefined ? '' : ` client=${decision.client}`;
-    io.stdout(`${decision.allowed ? 'allowed' : 'denied'} ${decision.status} rule=${decision.rule ?? '-'}${who}\n${decision.reason}\n`);
+    io.stdout(`${decision.allowed ? 'allowed' : 'denied'} ${decision.status} rule=${decision.rule ?? '-'}${who}\n${decision.reason}\n${listenerHint(config, decision.rule)}`);
   }
   return decision.allowed ? 0 : 1;
+}
+
+// A served request always comes in on a listener; `check` without `--listener` matches no client
+// that names one, which reads as if the address were wrong.
+function listenerHint(config: CliConfig, rule: string | undefined): string {
+  if (rule !== 'clients' || config.check?.client?.listener !== undefined) return '';
+  const named = (config.clients ?? []).filter((client) => client.match.listener !== undefined).map((client) => client.name);
+  return named.length === 0 ? '' : `(no --listener given: clients ${named.join(', ')} match only on a listener; add --listener NAME)\n`;
 }
 
 /**

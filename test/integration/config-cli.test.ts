@@ -374,6 +374,11 @@ describe('metrics', () => {
       code: 1,
       out: 'denied 403 rule=clients\ndocker-socket-filter denied GET /_ping: no client matches 127.0.0.9 (listener tcp)\n',
     });
+    // Without --listener no client that names one matches: the answer says so.
+    expect(await run(['check', '--config', file, '--client', '127.0.0.2', 'GET', '/_ping'])).toEqual({
+      code: 1,
+      out: 'denied 403 rule=clients\ndocker-socket-filter denied GET /_ping: no client matches 127.0.0.2\n(no --listener given: clients reader, writer, monitor match only on a listener; add --listener NAME)\n',
+    });
     const json = await run(['check', '--json', '--config', file, '--listener', 'ro', 'GET', '/v1.41/images/json']);
     expect(JSON.parse(json.out)).toMatchObject({ allowed: true, rule: 'IMAGES', client: 'monitor' });
     const tables = await run(['--print-policy', '--config', file]);
