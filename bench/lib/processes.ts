@@ -149,6 +149,13 @@ export async function heapOf(target: Target): Promise<Record<string, number> | n
  * The CLI, `node dist/cli.js`, configured by environment like Tecnativa's image, at its default log
  * level (denials logged at info, as HAProxy logs every request at the original's LOG_LEVEL=info).
  */
+/**
+ * The guard's bound on connections to dockerd in the benchmark: above the 1,000 `events` streams
+ * held at once (each holds one), as docs/cli.md says to size it; the default 512 would answer the
+ * 513th `503`. nginx gets `worker_connections 4096` for the same reason.
+ */
+export const UPSTREAM_FOR_STREAMS = 2048;
+
 export async function startCli(
   socketPath: string,
   logDir: string,
@@ -157,7 +164,7 @@ export async function startCli(
   extraEnv: Readonly<Record<string, string>> = {},
 ): Promise<Target> {
   const port = await freePort();
-  const env = { PATH: process.env.PATH ?? '', SOCKET_PATH: socketPath, LISTEN: `127.0.0.1:${port}`, SHUTDOWN_GRACE: '1', ...GRANTS, ...extraEnv };
+  const env = { PATH: process.env.PATH ?? '', SOCKET_PATH: socketPath, LISTEN: `127.0.0.1:${port}`, SHUTDOWN_GRACE: '1', MAX_UPSTREAM_CONNECTIONS: String(UPSTREAM_FOR_STREAMS), ...GRANTS, ...extraEnv };
   return startLogged(name, port, logDir, process.execPath, [...nodeArgs, join(ROOT, 'dist', 'cli.js')], env, 8_000);
 }
 
