@@ -51,7 +51,7 @@ export function check(config: CliConfig, io: Output): number {
 
 // A served request always comes in on a listener; `check` without `--listener` matches no client
 // that names one, which reads as if the address were wrong.
-function listenerHint(config: CliConfig, rule: string | undefined): string {
+function listenerHint(config: CliConfig, rule: string | null | undefined): string {
   if (rule !== 'clients' || config.check?.client?.listener !== undefined) return '';
   const named = (config.clients ?? []).filter((client) => client.match.listener !== undefined).map((client) => client.name);
   return named.length === 0 ? '' : `(no --listener given: clients ${named.join(', ')} match only on a listener; add --listener NAME)\n`;

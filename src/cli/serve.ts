@@ -200,6 +200,7 @@ async function serveWith(config: CliConfig, context: ServeContext, logger: Logge
           metrics.onRequest(event);
         };
   const filter = createSocketFilter({ ...filterOptions(config), onRequest });
+  metrics?.watchFilter(filter);
   // Watched from before the first listener until exit: a signal that arrives while no handler is
   // installed would kill the process with the default action instead of a graceful stop.
   const watcher = watchSignals(signals);

@@ -5,7 +5,7 @@ import createDebug from 'debug';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { http } from '../node-http.js';
 import type { ListenAddress } from '../cli/args.js';
-import type { RequestEvent } from '../filter.js';
+import type { RequestEvent, SocketFilter } from '../filter.js';
 import type { RejectEvent } from '../proxy/server.js';
 
 const { createServer } = http;
@@ -77,6 +77,11 @@ export interface MetricsRecorder {
   watch(server: Server, listener: string): void;
   /** Counts a reload of the config file, applied or refused. */
   reloaded(applied: boolean): void;
+  /**
+   * Reports the filter's bounds at each scrape: connections to dockerd (open, idle, hijacked,
+   * requests waiting for one) and the budget of held bytes (held, its size, requests refused).
+   */
+  watchFilter(filter: Pick<SocketFilter, 'upstreamStats' | 'heldStats'>): void;
   /** This process's metrics, for a primary to add up. */
   snapshot(): Promise<MetricsSnapshot>;
 }
@@ -189,6 +194,57 @@ export async function createMetricsRecorder(options: { readonly workers?: () => 
     });
   }
 
+  // Read at each scrape, so the numbers are the filter's own and nothing is counted twice.
+  let watched: Pick<SocketFilter, 'upstreamStats' | 'heldStats'> | undefined;
+  new prom.Gauge({
+    name: `${prefix}upstream_connections`,
+    help: 'Connections to dockerd, by state: open (all, counted against --max-upstream-connections), idle, hijacked (attach, exec)',
+    labelNames: ['state'],
+    registers: [register],
+    collect() {
+      const stats = watched?.upstreamStats();
+      this.set({ state: 'open' }, stats?.open ?? 0);
+      this.set({ state: 'idle' }, stats?.idle ?? 0);
+      this.set({ state: 'hijacked' }, stats?.detached ?? 0);
+    },
+  });
+  new prom.Gauge({
+    name: `${prefix}upstream_waiting`,
+    help: 'Requests waiting for a connection to dockerd (past 10 s they get 503)',
+    registers: [register],
+    collect() {
+      this.set(watched?.upstreamStats().waiting ?? 0);
+    },
+  });
+  new prom.Gauge({
+    name: `${prefix}held_bytes`,
+    help: 'Bytes held whole now: bodies PROTECT_HOST checks and answers REDACT_ENV/VISIBLE_LABELS rewrite',
+    registers: [register],
+    collect() {
+      this.set(watched?.heldStats().held ?? 0);
+    },
+  });
+  new prom.Gauge({
+    name: `${prefix}held_bytes_max`,
+    help: 'The budget of held bytes (--max-held-bytes; with workers, the sum of their shares)',
+    registers: [register],
+    collect() {
+      this.set(watched?.heldStats().max ?? 0);
+    },
+  });
+  // A counter that follows the filter's own count: it only ever grows by what the filter refused.
+  let refusedSeen = 0;
+  new prom.Counter({
+    name: `${prefix}held_refused_total`,
+    help: 'Requests refused with 503 because their bytes did not fit the budget of held bytes',
+    registers: [register],
+    collect() {
+      const refused = watched?.heldStats().refused ?? 0;
+      if (refused > refusedSeen) this.inc(refused - refusedSeen);
+      refusedSeen = refused;
+    },
+  });
+
   return {
     register,
     onRequest(event) {
@@ -222,6 +278,9 @@ export async function createMetricsRecorder(options: { readonly workers?: () => 
     reloaded(applied) {
       reloads.inc({ result: applied ? 'applied' : 'refused' });
       lastReload.set(applied ? 1 : 0);
+    },
+    watchFilter(filter) {
+      watched = filter;
     },
     snapshot: () => register.getMetricsAsJSON() as Promise<MetricsSnapshot>,
   };

@@ -318,6 +318,9 @@ describe('--workers 2', () => {
     expect(text).toMatch(/^docker_socket_filter_workers 2$/m);
     expect(text).toMatch(/^docker_socket_filter_requests_total\{client="",decision="denied",rule="default-deny",status="403"\} 25$/m);
     expect(text).toMatch(/^docker_socket_filter_config_last_reload_successful 1$/m);
+    // The workers' shares of the budget add up to the guard's.
+    expect(text).toMatch(/^docker_socket_filter_held_bytes_max 16777216$/m);
+    expect(text).toMatch(/^docker_socket_filter_held_refused_total 0$/m);
     expect((await ask({ port: metricsPort }, '/healthz')).status).toBe(200);
 
     // One worker gone: /healthz says so until another has taken its place.

@@ -339,6 +339,13 @@ describe('metrics', () => {
     expect(find('docker_socket_filter_open_requests', { listener: 'tcp' })).toBeDefined();
     expect(find('docker_socket_filter_upstream_failures_total', { client: 'reader' })).toBeUndefined();
     expect(find('process_resident_memory_bytes', {})?.value).toBeGreaterThan(0);
+    // The filter's bounds, read at the scrape: the reader's connection to dockerd is idle in the pool.
+    expect(find('docker_socket_filter_upstream_connections', { state: 'open' })?.value).toBeGreaterThanOrEqual(1);
+    expect(find('docker_socket_filter_upstream_connections', { state: 'hijacked' })?.value).toBe(0);
+    expect(find('docker_socket_filter_upstream_waiting', {})?.value).toBe(0);
+    expect(find('docker_socket_filter_held_bytes', {})?.value).toBe(0);
+    expect(find('docker_socket_filter_held_bytes_max', {})?.value).toBe(16 * 1024 * 1024);
+    expect(find('docker_socket_filter_held_refused_total', {})?.value).toBe(0);
     // Label values are bounded: no path is ever a label.
     expect(samples.some((sample) => Object.values(sample.labels).some((value) => value.includes('/')))).toBe(false);
 
