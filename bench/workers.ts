@@ -4,7 +4,7 @@
 // accepts from), with one process for scale. The filter and its policy are the same in each
 // (bench/servers/sharing.mjs); TCP is loaded by wrk, a unix socket by bench/lib/unix-load.mjs.
 //
-//   npm run bench:workers          # tsup && tsx bench/workers.ts   (root; about 4 minutes)
+//   npm run bench:workers          # tsup && tsx bench/workers.ts   (root; about 3 minutes)
 //
 // Prints a markdown table of medians over 3 alternating rounds and writes bench/workers-results.json.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
