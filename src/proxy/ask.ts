@@ -69,15 +69,21 @@ export function askDockerd(socketPath: string, method: string, path: string, opt
     const req = request({ socketPath, method, path, agent: options.agent ?? false, headers: { Host: 'docker' } }, (res) => {
       const chunks: Buffer[] = [];
       let length = 0;
+      // Rejected at once: the error `destroy` emits comes a tick later, and an answer whose last
+      // chunk was refused ends before it, which would resolve with the answer cut short.
+      const refuse = (error: Error): void => {
+        reject(error);
+        req.destroy(error);
+      };
       res.on('data', (chunk: Buffer) => {
         if (req.destroyed) return;
         length += chunk.length;
         if (length > maxBytes) {
-          req.destroy(Object.assign(new Error(`dockerd's answer to ${method} ${path} is over ${maxBytes} bytes`), { code: 'ERR_DSF_ANSWER_TOO_LARGE' }));
+          refuse(Object.assign(new Error(`dockerd's answer to ${method} ${path} is over ${maxBytes} bytes`), { code: 'ERR_DSF_ANSWER_TOO_LARGE' }));
           return;
         }
         if (options.hold !== undefined && !options.hold.grow(chunk.length)) {
-          req.destroy(refusalOf(options.hold, chunk.length));
+          refuse(refusalOf(options.hold, chunk.length));
           return;
         }
         chunks.push(chunk);

@@ -227,6 +227,12 @@ class Exchange implements UpstreamUser {
   connection: UpstreamConnection | null = null;
   /** Where the answer goes: `res`, or a rewriting sink in front of it. */
   out: ResponseSink;
+  /**
+   * A checked body not yet handed to dockerd's socket. Dropped once it is: the exchange lives as
+   * long as the client's response, which a client that does not read can keep unfinished for as
+   * long as it stays connected, and the budget of held bytes stopped counting the body then.
+   */
+  private body: Buffer | undefined;
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -236,10 +242,12 @@ class Exchange implements UpstreamUser {
     private readonly path: string,
     private readonly bodyLength: number,
     private readonly hooks: ForwardHooks,
-    private readonly options: ForwardOptions,
+    private readonly options: Omit<ForwardOptions, 'body'>,
+    body: Buffer | undefined,
   ) {
     this.requestSent = bodyLength === 0;
     this.out = res;
+    this.body = body;
   }
 
   onConnection(connection: UpstreamConnection): void {
@@ -249,7 +257,8 @@ class Exchange implements UpstreamUser {
       this.dropConnection();
       return;
     }
-    const body = this.options.body;
+    const body = this.body;
+    this.body = undefined;
     const socket = connection.socket;
     socket.write(requestHead(this.req, this.path, body === undefined ? this.bodyLength : body.length), 'latin1');
     if (body !== undefined) {
@@ -579,7 +588,9 @@ export function forwardRequest(
   options: ForwardOptions,
 ): void {
   if (!SENDABLE_PATH.test(path)) throw new TypeError(`The decided path cannot be sent: ${JSON.stringify(path.slice(0, 100))}`);
-  const exchange = new Exchange(pool, open, req, res, path, bodyLength, hooks, options);
+  // The body goes to the exchange alone, not with the options it keeps to the end.
+  const { body, ...kept } = options;
+  const exchange = new Exchange(pool, open, req, res, path, bodyLength, hooks, kept, body);
   if (options.sink !== undefined) exchange.out = options.sink(res, () => exchange.abandon());
   // Registered in `open` until it closes, so the proxy's close() can end it. A client that goes
   // away aborts the upstream request (and, through it, dockerd's work). One listener for both: this
