@@ -220,24 +220,38 @@ export function missingRefSink(ref: string, method: string, held: HeldContext): 
  * stream: dropping it silently could drop a hidden container's event into the next one). A
  * non-`200` answer passes untouched.
  *
+ * What the stream holds, the event being read and the rewritten events its client has not taken
+ * yet, counts against the budget of held bytes (`held`): events of a megabyte (a container with
+ * large labels) sent to clients that never read held several megabytes per connection, outside
+ * every bound. When they do not fit, the stream is cut, as for an event too long.
+ *
  * @example
  * ```ts
- * forwardRequest(pool, open, req, res, path, 0, onError, eventsSink({ kind: 'events', redactEnv: true }));
+ * forwardRequest(pool, open, req, res, path, 0, onError, eventsSink({ kind: 'events', redactEnv: true }, held));
  * ```
  */
-export function eventsSink(rewrite: ResponseRewrite, maxEventBytes = MAX_EVENT_BYTES): SinkFactory {
+export function eventsSink(rewrite: ResponseRewrite, held: HeldContext, maxEventBytes = MAX_EVENT_BYTES): SinkFactory {
   return (res, abandon) => {
     let mode: 'head' | 'through' | 'events' | 'done' = 'head';
     let pending: Buffer | null = null;
+    const hold = held.budget.hold();
+    res.once('close', hold.release);
 
     const cut = (why: string): void => {
       mode = 'done';
+      hold.release();
       log('events stream cut: %s', why);
       abandon();
       // What was relayed reaches the client before the cut (Node holds a response's first writes).
       flushHeldWrites(res);
       res.destroy();
     };
+
+    // The bytes this stream keeps now: the partial event, and what the client has yet to take.
+    const account = (): boolean => hold.resize((pending?.length ?? 0) + res.writableLength);
+    res.on('drain', () => {
+      if (mode === 'events') account();
+    });
 
     /**
      * The rewritten text of the complete lines in `data` (all of it when `final`), keeping the rest
@@ -285,6 +299,7 @@ export function eventsSink(rewrite: ResponseRewrite, maxEventBytes = MAX_EVENT_B
         const { out, failed } = lines(chunk, false);
         const flowing = out === '' ? true : res.write(out);
         if (failed !== null) cut(failed);
+        else if (!account()) cut('the events held for a client that does not take them do not fit the budget of held bytes (maxHeldBytes, MAX_HELD_BYTES)');
         return flowing;
       },
       end(last) {

@@ -39,7 +39,7 @@ export interface ReadTarget extends LookupTarget {
 /** The sink that carries out a `response` obligation. */
 function responseSink(rewrite: ResponseRewrite | undefined, held: HeldContext): SinkFactory | undefined {
   if (rewrite === undefined) return undefined;
-  return rewrite.kind === 'events' ? eventsSink(rewrite) : jsonRewriteSink(rewrite, held);
+  return rewrite.kind === 'events' ? eventsSink(rewrite, held) : jsonRewriteSink(rewrite, held);
 }
 
 /**
