@@ -316,30 +316,27 @@ function validate(data: unknown, options: ValidateConfigOptions): SocketFilterCo
       fail('metricsListen', 'must not be one of the `listen` addresses: metrics are never served on the Docker API port');
     }
   }
-  const integer = (value: unknown, path: string, read: (text: string, source: string) => number): number | undefined => {
+  // A number setting read by the CLI's own parser, so the file and the flag accept the same values;
+  // `text` settings also take a string ("64MiB").
+  const setting = (
+    value: unknown,
+    path: string,
+    read: (text: string, source: string) => number,
+    accepts: { readonly text: boolean; readonly expected: string } = { text: false, expected: 'must be a number' },
+  ): number | undefined => {
     if (value === undefined) return undefined;
-    if (typeof value !== 'number' || !Number.isFinite(value)) fail(path, 'must be a number');
+    const readable = (typeof value === 'number' && Number.isFinite(value)) || (accepts.text && typeof value === 'string');
+    if (!readable) fail(path, accepts.expected);
     try {
       return read(String(value), path);
     } catch (error) {
       fail(path, (error as Error).message.replace(/^\S+ `[^`]*`: /, ''));
     }
   };
-  const maxConnections = integer(top.maxConnections, 'maxConnections', parseMaxConnections);
-  const maxUpstreamConnections = integer(top.maxUpstreamConnections, 'maxUpstreamConnections', parseMaxUpstreamConnections);
-  const graceMs = integer(top.shutdownGrace, 'shutdownGrace', parseGrace);
-  let maxHeldBytes: number | undefined;
-  if (top.maxHeldBytes !== undefined) {
-    // Bytes, or a size with a unit as MAX_HELD_BYTES takes ("64MiB").
-    if (typeof top.maxHeldBytes !== 'string' && (typeof top.maxHeldBytes !== 'number' || !Number.isFinite(top.maxHeldBytes))) {
-      fail('maxHeldBytes', 'must be a number of bytes or a size such as "64MiB"');
-    }
-    try {
-      maxHeldBytes = parseHeldBytes(String(top.maxHeldBytes), 'maxHeldBytes');
-    } catch (error) {
-      fail('maxHeldBytes', (error as Error).message.replace(/^\S+ `[^`]*`: /, ''));
-    }
-  }
+  const maxConnections = setting(top.maxConnections, 'maxConnections', parseMaxConnections);
+  const maxUpstreamConnections = setting(top.maxUpstreamConnections, 'maxUpstreamConnections', parseMaxUpstreamConnections);
+  const graceMs = setting(top.shutdownGrace, 'shutdownGrace', parseGrace);
+  const maxHeldBytes = setting(top.maxHeldBytes, 'maxHeldBytes', parseHeldBytes, { text: true, expected: 'must be a number of bytes or a size such as "64MiB"' });
   let socketMode: number | undefined;
   if (top.socketMode !== undefined) {
     // A string: YAML 1.2 reads an unquoted 0660 as the decimal number 660.
