@@ -114,9 +114,16 @@ async function startLogged(
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
 
+/**
+ * The guard's bound on connections to dockerd in the benchmark: above the 1,000 `events` streams
+ * held at once (each holds one), as docs/cli.md says to size it; the default 512 would answer the
+ * 513th `503`. nginx gets `worker_connections 4096` for the same reason.
+ */
+export const UPSTREAM_FOR_STREAMS = 2048;
+
 export async function startLibrary(socketPath: string, logDir: string, nodeArgs: readonly string[] = NODE_FLAGS, name = 'library'): Promise<Target> {
   const port = await freePort();
-  return startLogged(name, port, logDir, process.execPath, [...nodeArgs, LIBRARY_SERVER, socketPath, String(port)], undefined, 5_000);
+  return startLogged(name, port, logDir, process.execPath, [...nodeArgs, LIBRARY_SERVER, socketPath, String(port), String(UPSTREAM_FOR_STREAMS)], undefined, 5_000);
 }
 
 /**
@@ -149,13 +156,6 @@ export async function heapOf(target: Target): Promise<Record<string, number> | n
  * The CLI, `node dist/cli.js`, configured by environment like Tecnativa's image, at its default log
  * level (denials logged at info, as HAProxy logs every request at the original's LOG_LEVEL=info).
  */
-/**
- * The guard's bound on connections to dockerd in the benchmark: above the 1,000 `events` streams
- * held at once (each holds one), as docs/cli.md says to size it; the default 512 would answer the
- * 513th `503`. nginx gets `worker_connections 4096` for the same reason.
- */
-export const UPSTREAM_FOR_STREAMS = 2048;
-
 export async function startCli(
   socketPath: string,
   logDir: string,

@@ -1,10 +1,10 @@
 // The filter embedded as a library, as a README user would: one http server, `handler` and `upgrade`.
 // Started by bench/run.ts in its own process, so the load generator does not share its event loop.
-// Usage: node bench/servers/library.mjs SOCKET_PATH [PORT]  -> prints {"port":N} once listening.
+// Usage: node bench/servers/library.mjs SOCKET_PATH [PORT [MAX_UPSTREAM_CONNECTIONS]]  -> prints {"port":N} once listening.
 import http from 'node:http';
 import { createSocketFilter, tecnativaPreset } from '../../dist/index.js';
 
-const [socketPath, port = '0'] = process.argv.slice(2);
+const [socketPath, port = '0', maxUpstream = '512'] = process.argv.slice(2);
 if (socketPath === undefined) {
   process.stderr.write('usage: node bench/servers/library.mjs SOCKET_PATH [PORT]\n');
   process.exit(2);
@@ -13,8 +13,8 @@ if (socketPath === undefined) {
 const filter = createSocketFilter({
   policy: tecnativaPreset({ CONTAINERS: '1', IMAGES: '1', POST: '1' }),
   socketPath,
-  // Above the 1,000 events streams bench/run.ts holds at once (bench/lib/processes.ts UPSTREAM_FOR_STREAMS).
-  maxUpstreamConnections: 2048,
+  // bench/run.ts passes UPSTREAM_FOR_STREAMS (bench/lib/processes.ts): above the events streams it holds.
+  maxUpstreamConnections: Number(maxUpstream),
 });
 const server = http.createServer({ requestTimeout: 0 }, filter.handler);
 server.on('upgrade', filter.upgrade);
