@@ -3,9 +3,9 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './guard.js';
 
 const run = promisify(execFile);
 
@@ -247,14 +247,8 @@ function withoutProxies(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 async function closedProxyEnv(): Promise<Record<string, string>> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  const proxy = `http://127.0.0.1:${port}`;
+  // A port nothing listens on: a pull the daemon tries fails at once, on this machine.
+  const proxy = `http://127.0.0.1:${await freePort()}`;
   return { HTTP_PROXY: proxy, HTTPS_PROXY: proxy, http_proxy: proxy, https_proxy: proxy, NO_PROXY: '', no_proxy: '' };
 }
 
